@@ -1,0 +1,35 @@
+# genai_stack: the two commands from a fresh machine are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv/bin
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+MOLECULE_ROLES ?= vllm_qwen3
+MOLECULE_DISTROS ?= 12 13
+
+.PHONY: setup demo demo-down test lint unit molecule bench
+
+setup:  ## docker engine, compose v2, venv, collections, base and stand-in images (cached)
+	@bash scripts/setup.sh
+
+demo: setup  ## the whole stack on the local docker with stand-ins
+	@install -d -m 0700 .secrets
+	ansible-playbook site.yml -l gpu-host
+	@bash scripts/demo_summary.sh
+
+demo-down:
+	ansible-playbook playbooks/site.yml -l gpu-host -e vllm_qwen3_state=absent
+
+test: setup  ## everything CI runs: lint, unit tests, molecule scenarios
+	@bash scripts/test.sh
+
+lint: setup
+	@bash scripts/test.sh lint
+
+unit: setup
+	@bash scripts/test.sh unit
+
+molecule: setup
+	@bash scripts/test.sh molecule
+
+bench: setup
+	$(VENV)/python bench/site_rerun_bench.py

@@ -1,0 +1,150 @@
+"""vLLM model specs: defaults filled in, and the server command line rendered from them.
+
+Shared by the ``vllm_models`` and ``vllm_args`` filters. Pure Python, no Ansible import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: what ``vllm/vllm-openai`` v0.9.x accepts for the options we validate up front
+DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
+QUANTIZATIONS = (
+    "awq",
+    "gptq",
+    "fp8",
+    "awq_marlin",
+    "gptq_marlin",
+    "bitsandbytes",
+    "gguf",
+    "compressed-tensors",
+)
+TOOL_CALL_PARSERS = (
+    "hermes",
+    "mistral",
+    "llama3_json",
+    "pythonic",
+    "granite",
+    "internlm",
+    "jamba",
+    "qwen3_coder",
+)
+REASONING_PARSERS = ("qwen3", "deepseek_r1", "granite")
+
+#: keys a model may carry, with the default used when neither the model nor the role sets one
+MODEL_DEFAULTS: dict[str, Any] = {
+    "served_model_names": None,  # -> [name]
+    "tensor_parallel_size": None,  # -> len(gpus)
+    "max_model_len": None,
+    "dtype": "auto",
+    "quantization": None,
+    "enable_auto_tool_choice": True,
+    "tool_call_parser": "hermes",
+    "reasoning_parser": "qwen3",
+    "extra_args": [],
+    "env": {},
+    "image": None,
+    "load_timeout": 1200,
+    "bind_address": "127.0.0.1",
+}
+REQUIRED = ("name", "model", "port", "gpus", "gpu_memory_utilization")
+
+
+class VllmSpecError(ValueError):
+    pass
+
+
+def normalize(
+    models: list[dict[str, Any]],
+    defaults: dict[str, Any] | None = None,
+    variable: str = "vllm_qwen3_models",
+) -> list[dict[str, Any]]:
+    """Return the models with every key filled in and a ``gpu_wish`` for the GPU plan.
+
+    ``defaults`` (role-level values such as the image or the tool parser) override
+    :data:`MODEL_DEFAULTS`; keys set on a model override both. Raises :class:`VllmSpecError`
+    naming the model and the variable on a missing key or an unsupported value.
+    """
+    if not isinstance(models, list) or not models:
+        raise VllmSpecError(f"{variable} must be a non-empty list of models")
+    base = {**MODEL_DEFAULTS, **{k: v for k, v in (defaults or {}).items() if v is not None}}
+    problems: list[str] = []
+    names: dict[str, int] = {}
+    result = []
+    for i, raw in enumerate(models):
+        where = f"{variable}[{i}]"
+        if not isinstance(raw, dict):
+            problems.append(f"{where} must be a mapping")
+            continue
+        label = f"model '{raw.get('name', '?')}' ({where})"
+        unknown = sorted(set(raw) - set(MODEL_DEFAULTS) - set(REQUIRED))
+        if unknown:
+            problems.append(f"{label}: unknown key(s) {', '.join(unknown)}")
+        missing = [k for k in REQUIRED if raw.get(k) in (None, "", [])]
+        if missing:
+            problems.append(f"{label}: missing {', '.join(f'{where}.{k}' for k in missing)}")
+            continue
+        model = {**base, **{k: v for k, v in raw.items() if v is not None}}
+        name = str(model["name"])
+        if name in names:
+            problems.append(f"{label}: duplicate name, also {variable}[{names[name]}].name")
+        names.setdefault(name, i)
+        model["gpus"] = [int(g) for g in model["gpus"]]
+        if model["tensor_parallel_size"] is None:
+            model["tensor_parallel_size"] = len(model["gpus"])
+        model["served_model_names"] = list(model["served_model_names"] or [name])
+        for key, allowed in (
+            ("dtype", DTYPES),
+            ("quantization", QUANTIZATIONS),
+            ("tool_call_parser", TOOL_CALL_PARSERS),
+            ("reasoning_parser", REASONING_PARSERS),
+        ):
+            value = model[key]
+            if value not in (None, "") and value not in allowed:
+                problems.append(
+                    f"{label}: {where}.{key} '{value}' is not supported; use one of "
+                    + ", ".join(allowed)
+                )
+        share = float(model["gpu_memory_utilization"])
+        if not 0.0 < share <= 1.0:
+            problems.append(f"{label}: {where}.gpu_memory_utilization {share} must be in (0, 1]")
+        model["gpu_wish"] = {
+            "service": name,
+            "source": where,
+            "gpus": model["gpus"],
+            "memory_share": share,
+            "tensor_parallel_size": model["tensor_parallel_size"],
+            "port": int(model["port"]),
+            "bind_address": model["bind_address"],
+        }
+        result.append(model)
+    if problems:
+        raise VllmSpecError("invalid vLLM models:\n- " + "\n- ".join(problems))
+    return result
+
+
+def command(model: dict[str, Any]) -> list[str]:
+    """The server arguments (compose ``command:``) for one normalized model.
+
+    The API key is never on the command line: the env file carries ``VLLM_API_KEY``.
+    """
+    args = [
+        "--model", str(model["model"]),
+        "--served-model-name", *[str(n) for n in model["served_model_names"]],
+        "--host", str(model["bind_address"]),
+        "--port", str(model["port"]),
+        "--tensor-parallel-size", str(model["tensor_parallel_size"]),
+        "--gpu-memory-utilization", f"{float(model['gpu_memory_utilization']):g}",
+    ]  # fmt: skip
+    if model.get("max_model_len"):
+        args += ["--max-model-len", str(model["max_model_len"])]
+    if model.get("dtype") and model["dtype"] != "auto":
+        args += ["--dtype", str(model["dtype"])]
+    if model.get("quantization"):
+        args += ["--quantization", str(model["quantization"])]
+    if model.get("enable_auto_tool_choice"):
+        args += ["--enable-auto-tool-choice", "--tool-call-parser", str(model["tool_call_parser"])]
+    if model.get("reasoning_parser"):
+        args += ["--reasoning-parser", str(model["reasoning_parser"])]
+    args += [str(a) for a in model.get("extra_args") or []]
+    return args

@@ -1,0 +1,1 @@
+"""Stand-in package mirroring the layout of the real vLLM package (test double only)."""

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.myia.genai_stack.plugins.filter.gpu_plan import gpu_plan
+
+GPUS = [{"index": 0, "name": "RTX 4090"}, {"index": 1, "name": "RTX 4090"}, 2]
+
+
+def wish(service: str, gpus: list[int], share: float, **extra: Any) -> dict[str, Any]:
+    return {"service": service, "source": f"vllm_qwen3_models[{service}]", "gpus": gpus,
+            "memory_share": share, **extra}  # fmt: skip
+
+
+def user_stack() -> list[dict[str, Any]]:
+    return [
+        wish("micro", [2], 0.3, port=5000),
+        wish("mini", [2], 0.6, port=5001),
+        wish("medium", [0, 1], 0.9, tensor_parallel_size=2, port=5002),
+    ]
+
+
+def test_user_stack_plan_and_start_waves() -> None:
+    plan = gpu_plan(user_stack(), GPUS)
+    assert plan["waves"] == [["micro", "medium"], ["mini"]]
+    assert plan["services"]["mini"]["after"] == ["micro"]
+    assert plan["services"]["medium"]["after"] == []
+    by_index = {g["index"]: g for g in plan["gpus"]}
+    assert by_index[2]["services"] == ["micro", "mini"]
+    assert by_index[2]["memory_share"] == pytest.approx(0.9)
+    assert by_index[0]["name"] == "RTX 4090"
+    assert "micro (w0), mini (w1)" in plan["table"]
+
+
+def test_three_services_on_one_gpu_chain() -> None:
+    plan = gpu_plan([wish("a", [0], 0.3), wish("b", [0], 0.3), wish("c", [0], 0.3)], GPUS)
+    assert plan["waves"] == [["a"], ["b"], ["c"]]
+    assert plan["services"]["c"]["after"] == ["b"]
+
+
+def test_tensor_parallel_waits_for_every_gpu() -> None:
+    plan = gpu_plan([wish("a", [0], 0.4), wish("b", [1], 0.4), wish("c", [0, 1], 0.5)], GPUS)
+    assert plan["services"]["c"]["after"] == ["a", "b"]
+    assert plan["waves"] == [["a", "b"], ["c"]]
+
+
+BROKEN: list[tuple[str, list[dict[str, Any]], dict[str, Any], list[str]]] = [
+    ("unknown GPU index", [wish("m", [3], 0.5)], {}, ["GPU 3 does not exist", "m", ".gpus"]),
+    ("negative GPU index", [wish("m", [-1], 0.5)], {}, ["GPU -1 does not exist"]),
+    ("shares over 1", [wish("a", [2], 0.6), wish("b", [2], 0.5)], {},
+     ["GPU 2", "sum to 1.1", "a (0.6)", "b (0.5)"]),
+    ("shares over the ceiling", [wish("a", [2], 0.5), wish("b", [2], 0.45)], {"ceiling": 0.9},
+     ["over the ceiling 0.9"]),
+    ("tp larger than gpus", [wish("m", [0], 0.5, tensor_parallel_size=2)], {},
+     ["tensor_parallel_size 2", "number of GPUs 1", "vllm_qwen3_models[m].tensor_parallel_size"]),
+    ("tp smaller than gpus", [wish("m", [0, 1], 0.5, tensor_parallel_size=1)], {},
+     ["tensor_parallel_size 1"]),
+    ("same port twice", [wish("a", [0], 0.4, port=5000), wish("b", [1], 0.4, port=5000)], {},
+     ["port 5000 is already used", "service 'b'", ".port"]),
+    ("invalid port", [wish("a", [0], 0.4, port=70000)], {}, ["port 70000 is not a valid port"]),
+    ("duplicate name", [wish("a", [0], 0.4), wish("a", [1], 0.4)], {}, ["name already used"]),
+    ("share zero", [wish("a", [0], 0.0)], {}, ["must be in (0, 1]"]),
+    ("share above one", [wish("a", [0], 1.5)], {}, ["must be in (0, 1]"]),
+    ("gpu listed twice", [wish("a", [0, 0], 0.4)], {}, ["GPU listed twice"]),
+    ("missing share", [{"service": "a", "source": "x[0]", "gpus": [0]}], {},
+     ["memory share is required", "x[0].memory_share"]),
+    ("no gpus on host", [wish("a", [0], 0.4)], {"gpus": []}, ["GPUs: none"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "wishes", "kwargs", "needles"), BROKEN, ids=[b[0] for b in BROKEN]
+)
+def test_broken_plans_fail_naming_service_and_variable(
+    case: str, wishes: list[dict[str, Any]], kwargs: dict[str, Any], needles: list[str]
+) -> None:
+    gpus = kwargs.pop("gpus", GPUS)
+    with pytest.raises(AnsibleFilterError) as err:
+        gpu_plan(wishes, gpus, **kwargs)
+    for needle in needles:
+        assert needle in str(err.value), f"{case}: {needle!r} not in {err.value}"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    wishes = [wish("a", [7], 0.4, port=1), wish("b", [0], 0.4, port=1)]
+    with pytest.raises(AnsibleFilterError) as err:
+        gpu_plan(wishes, GPUS)
+    assert "GPU 7" in str(err.value) and "port 1 is already used" in str(err.value)
