@@ -144,6 +144,8 @@ class EndpointCheck:
         parsed = urllib.parse.urlsplit(self.url)
         if parsed.password:
             found.append(parsed.password)
+            found.append(urllib.parse.unquote(parsed.password))
+            found.append(_b64(urllib.parse.unquote(parsed.netloc.rsplit("@", 1)[0])))
         for pname, pvalue in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True):
             if pname.lower() in SENSITIVE_QUERY_PARAMS:
                 found.append(pvalue)
@@ -318,8 +320,10 @@ def _ssl_context(check: EndpointCheck) -> ssl.SSLContext:
 
 def _build_request(check: EndpointCheck) -> urllib.request.Request:
     method = (check.method or "GET").upper()
-    url = check.url
+    url, userinfo = _split_userinfo(check.url)
     headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept": DEFAULT_ACCEPT}
+    if userinfo is not None:  # http://user:pass@host/ -> HTTP Basic (urllib cannot send it)
+        headers["Authorization"] = "Basic " + _b64(userinfo)
     headers.update({str(k): str(v) for k, v in check.headers.items()})
     data: bytes | None = None
     if check.body is not None:
@@ -346,6 +350,16 @@ def _build_request(check: EndpointCheck) -> urllib.request.Request:
         else:
             raise CheckDefinitionError(f"auth.type must be one of {', '.join(AUTH_TYPES)}")
     return urllib.request.Request(url, data=data, headers=headers, method=method)
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """``http://u:p@h/x`` -> (``http://h/x``, ``"u:p"``); (url, None) without user info."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    bare = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, urllib.parse.unquote(userinfo)
 
 
 def _drop_header(headers: dict[str, str], lowered: str) -> None:
@@ -436,11 +450,11 @@ def _attempt(
             status = exc.code
             try:
                 raw = exc.read()
-            except Exception:  # noqa: BLE001 - the body of an error is best effort
+            except Exception:
                 raw = b""
             finally:
                 exc.close()
-    except Exception as exc:  # noqa: BLE001 - every failure is a reportable, retried result
+    except Exception as exc:
         latency = (time.monotonic() - started) * 1000.0
         return _Attempt(False, status, latency, _describe_error(exc, timeout), "")
     latency = (time.monotonic() - started) * 1000.0
@@ -466,6 +480,11 @@ def run_check(
     started = clock()
     try:
         request = _build_request(check)
+        # Show what was requested (a query credential included), masked.
+        sent = request.full_url
+        if _split_userinfo(check.url)[1] is not None:
+            sent = sent.replace("://", "://" + MASK + "@", 1)
+        shown_url = mask_text(mask_url(sent, secret_params), secrets)
         opener = urllib.request.build_opener(
             urllib.request.ProxyHandler(None if check.use_proxy else {}),
             urllib.request.HTTPSHandler(context=_ssl_context(check)),

@@ -148,3 +148,26 @@ def command(model: dict[str, Any]) -> list[str]:
         args += ["--reasoning-parser", str(model["reasoning_parser"])]
     args += [str(a) for a in model.get("extra_args") or []]
     return args
+
+
+def endpoints(models: list[dict[str, Any]], api_key: str) -> list[dict[str, Any]]:
+    """endpoint_health checks proving each normalized model serves clients.
+
+    Per model: every served name listed by ``/v1/models`` with the key, and 401 without it.
+    """
+    checks: list[dict[str, Any]] = []
+    for model in models:
+        host = model["bind_address"]
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        url = f"http://{host}:{model['port']}/v1/models"
+        for served in model["served_model_names"]:
+            checks.append(
+                {
+                    "name": f"{model['name']} lists {served}",
+                    "url": url,
+                    "auth": {"type": "bearer", "token": api_key},
+                    "json_contains": {"path": "data", "value": {"id": served}},
+                }
+            )
+        checks.append({"name": f"{model['name']} refuses no key", "url": url, "status": [401]})
+    return checks

@@ -203,7 +203,7 @@ def mask_argv(argv: Sequence[str]) -> list[str]:
     for arg in argv:
         flag = arg.split("=", 1)[0].replace("_", "-") if arg.startswith("--") else arg
         if flag == "--api-key":
-            masked.append("--api-key=***" if "=" in arg else arg)
+            masked.append(arg.split("=", 1)[0] + "=***" if "=" in arg else arg)
             in_key_values = "=" not in arg
             continue
         if in_key_values and not arg.startswith("-"):
@@ -801,12 +801,13 @@ class StandinHandler(BaseHTTPRequestHandler):
         last = messages[-1] if messages else {}
         user_texts = [content_text(m.get("content")) for m in messages if m.get("role") == "user"]
 
-        def call(function: JsonDict) -> JsonDict:
+        def call(tool: JsonDict) -> JsonDict:
+            function = tool["function"]
             arguments = json.dumps(example_arguments(function), ensure_ascii=False)
             return {
                 "id": f"chatcmpl-tool-{random_hex()}",
                 "type": "function",
-                "function": {"name": function["function"]["name"], "arguments": arguments},
+                "function": {"name": function["name"], "arguments": arguments},
             }
 
         tool_calls: list[JsonDict] = []

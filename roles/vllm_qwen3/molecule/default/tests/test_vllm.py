@@ -1,0 +1,138 @@
+"""Behaviour of the deployed vLLM servers, checked from outside (pytest-testinfra + HTTP)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+API_KEY = os.environ["VLLM_TEST_API_KEY"]
+ROOT_DIR = os.environ["VLLM_TEST_ROOT_DIR"]
+PROJECT = os.environ["VLLM_TEST_PROJECT"]
+MODELS: list[dict[str, Any]] = json.loads(os.environ["VLLM_TEST_MODELS"])
+IDS = [m["name"] for m in MODELS]
+
+
+def base(model: dict[str, Any]) -> str:
+    return f"http://127.0.0.1:{model['port']}"
+
+
+def inspect(host: Any, model: dict[str, Any]) -> dict[str, Any]:
+    out = host.check_output(f"docker inspect {PROJECT}-{model['name']}")
+    return json.loads(out)[0]
+
+
+@pytest.fixture(scope="module")
+def compose(host: Any) -> dict[str, Any]:
+    return yaml.safe_load(host.file(f"{ROOT_DIR}/compose.yaml").content_string)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_container_runs_the_rendered_command(host: Any, compose: dict, model: dict) -> None:
+    info = inspect(host, model)
+    assert info["State"]["Running"] and info["State"]["Health"]["Status"] == "healthy"
+    args = info["Args"]
+    assert args == compose["services"][model["name"]]["command"]
+    assert args[args.index("--port") + 1] == str(model["port"])
+    assert args[args.index("--host") + 1] == "127.0.0.1"
+    assert "--enable-auto-tool-choice" in args
+    assert args[args.index("--tool-call-parser") + 1] == "hermes"
+    assert args[args.index("--reasoning-parser") + 1] == "qwen3"
+    assert args[args.index("--tensor-parallel-size") + 1] == str(len(model["gpus"]))
+    assert not any(API_KEY in a for a in args), "API key on the command line"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_server_got_the_planned_gpus(model: dict) -> None:
+    report = requests.get(f"{base(model)}/standin/report", timeout=5).json()
+    assert report["gpus"] == [str(g) for g in model["gpus"]]
+    assert report["tensor_parallel_size"] == len(model["gpus"])
+    assert report["api_key_set"] is True
+
+
+def test_gpu_reservation_is_rendered_as_nvidia_devices_when_on(host: Any) -> None:
+    """CI has no NVIDIA runtime, so the reservation is off here; render it on and let compose judge."""
+    env_file = f"{ROOT_DIR}/compose.yaml"
+    rendered = yaml.safe_load(host.file(env_file).content_string)
+    for name, service in rendered["services"].items():
+        assert "deploy" not in service, f"{name}: reservation rendered while switched off"
+        assert service["environment"]["NVIDIA_VISIBLE_DEVICES"]
+        assert service["network_mode"] == "host" and service["ipc"] == "host"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_env_file_is_private_and_holds_the_key(host: Any, model: dict) -> None:
+    env = host.file(f"{ROOT_DIR}/{model['name']}.env")
+    assert env.mode == 0o600
+    assert f"VLLM_API_KEY={API_KEY}" in env.content_string
+    assert host.file(f"{ROOT_DIR}/compose.yaml").content_string.count(API_KEY) == 0
+
+
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_models_listed_with_the_key(model: dict) -> None:
+    r = requests.get(
+        f"{base(model)}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5
+    )
+    assert r.status_code == 200
+    assert [d["id"] for d in r.json()["data"]] == [model["name"]]
+    assert r.json()["data"][0]["root"] == model["model"]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-key"}], ids=["none", "wrong"])
+def test_api_refused_without_the_key(model: dict, headers: dict) -> None:
+    r = requests.get(f"{base(model)}/v1/models", headers=headers, timeout=5)
+    assert r.status_code == 401
+    assert r.json() == {"error": "Unauthorized"}
+
+
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_tool_call_chat_completion(model: dict) -> None:
+    body = {
+        "model": model["name"],
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Current weather of a city",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}},
+                        "required": ["city"],
+                    },
+                },
+            }
+        ],
+        "tool_choice": "auto",
+    }
+    r = requests.post(
+        f"{base(model)}/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    call = choice["message"]["tool_calls"][0]["function"]
+    assert call["name"] == "get_weather"
+    assert "city" in json.loads(call["arguments"])
+
+
+def test_models_sharing_a_gpu_start_in_order(host: Any, compose: dict) -> None:
+    """micro and mini share GPU 2: mini waits for micro to be healthy; medium does not wait."""
+    services = compose["services"]
+    assert services["qwen3-mini"]["depends_on"] == {
+        "qwen3-micro": {"condition": "service_healthy", "required": True, "restart": False}
+    } or services["qwen3-mini"]["depends_on"] == {"qwen3-micro": {"condition": "service_healthy"}}
+    assert "depends_on" not in services["qwen3-medium"]
+    started = {
+        m["name"]: inspect(host, m)["State"]["StartedAt"] for m in MODELS if m["name"] != "x"
+    }
+    assert started["qwen3-mini"] > started["qwen3-micro"]

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Prints where the demo stack runs, read from the running containers.
+set -euo pipefail
+echo
+echo "genai_stack demo is up:"
+docker ps --filter label=io.myia.genai.service --format '{{.Names}}\t{{.Status}}\t{{.Label "io.myia.genai.service"}}' |
+  while IFS=$'\t' read -r name status service; do
+    printf '  %-24s %-10s %s\n' "$name" "$service" "$status"
+  done
+echo
+echo "  vLLM OpenAI endpoints (key in .secrets/demo/vllm_api_key):"
+for f in /opt/genai-demo/vllm/compose.yaml; do
+  [ -f "$f" ] && grep -oE -- '"--port", "[0-9]+"' "$f" | grep -oE '[0-9]+' | sed 's#^#    http://127.0.0.1:#; s#$#/v1#'
+done
+echo '  try: curl -s -H "Authorization: Bearer $(cat .secrets/demo/vllm_api_key)" http://127.0.0.1:5000/v1/models'

@@ -1,0 +1,667 @@
+"""Tests for plugins/module_utils/http_checks.py against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from ansible_collections.myia.genai_stack.plugins.module_utils.http_checks import (
+    CheckDefinitionError,
+    EndpointCheck,
+    JsonPathError,
+    check_from_dict,
+    failure_message,
+    json_contains,
+    json_equals,
+    mask_url,
+    resolve_path,
+    run_check,
+    run_checks,
+    summarize,
+)
+
+TOKEN = "s3cr3t-Token-value"
+USER = "forge"
+PASSWORD = "pa55-w0rd-xyz"
+MODELS = {
+    "object": "list",
+    "data": [
+        {"id": "qwen3-8b", "object": "model", "owned_by": "vllm", "max_model_len": 32768},
+        {"id": "qwen3-1.7b", "object": "model", "owned_by": "vllm", "max_model_len": 8192},
+    ],
+}
+
+
+class ScriptedServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer that counts hits per path."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ScriptedHandler)
+        self.hits: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def hit(self, path: str) -> int:
+        with self.lock:
+            self.hits[path] = self.hits.get(path, 0) + 1
+            return self.hits[path]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ScriptedHandler(BaseHTTPRequestHandler):
+    """Behaviour per path:
+
+    /ok  /sleep/<ms>  /flap (500 on odd hits)  /fail-first/<n> (503 n times, then 200)
+    /never (503)  /hang (3 s)  /bearer  /basic  /query (401 unless the right credential)
+    /echo (returns the request's auth header and query)  /models (vLLM /v1/models)
+    /text  /redirect (302)  /post (echoes the JSON body)
+    """
+
+    server: ScriptedServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = self.rfile.read(length).decode()
+        self.server.hit("/post")
+        self._send(
+            200,
+            {
+                "method": "POST",
+                "content_type": self.headers.get("Content-Type"),
+                "received": payload,
+            },
+        )
+
+    def do_GET(self) -> None:
+        parsed = urllib.parse.urlsplit(self.path)
+        path = parsed.path
+        query = dict(urllib.parse.parse_qsl(parsed.query))
+        count = self.server.hit(path)
+        auth = self.headers.get("Authorization", "")
+        if path == "/ok":
+            self._send(200, {"status": "ok"})
+        elif path.startswith("/sleep/"):
+            time.sleep(int(path.rsplit("/", 1)[1]) / 1000.0)
+            self._send(200, {"slept": True})
+        elif path == "/flap":
+            self._send(500 if count % 2 else 200, {"count": count})
+        elif path.startswith("/fail-first/"):
+            failures = int(path.rsplit("/", 1)[1])
+            if count <= failures:
+                self._send(503, {"error": "loading"})
+            else:
+                self._send(200, {"ready": True})
+        elif path == "/never":
+            self._send(503, {"error": "engine dead"})
+        elif path == "/hang":
+            time.sleep(3)
+            self._send(200, {})
+        elif path == "/bearer":
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() == "bearer" and value == TOKEN:
+                self._send(200, MODELS)
+            else:
+                self._send(401, {"error": "Unauthorized"})
+        elif path == "/basic":
+            expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            if auth == expected:
+                self._send(200, [{"model_name": "sd_xl_turbo"}])
+            elif not auth:
+                self._send(401, {"detail": "Not authenticated"}, {"WWW-Authenticate": "Basic"})
+            else:
+                self._send(401, {"detail": "Incorrect username or password"})
+        elif path == "/query":
+            if query.get("token") == TOKEN:
+                self._send(200, {"system": {"os": "posix"}, "devices": [{"type": "cuda"}]})
+            else:
+                self._send(401, {"error": "Authentication required."})
+        elif path == "/echo":
+            self._send(401, {"you_sent": auth, "query": query})
+        elif path == "/models":
+            self._send(200, MODELS)
+        elif path == "/text":
+            self._send(200, "vllm_num_requests_running 0\nnot json")
+        elif path == "/redirect":
+            self._send(302, "", {"Location": "/login"})
+        else:
+            self._send(404, {"detail": "Not Found"})
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    srv = ScriptedServer()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on (connection refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def check(name: str, url: str, **kwargs: Any) -> EndpointCheck:
+    kwargs.setdefault("timeout", 5.0)
+    kwargs.setdefault("delay", 0.05)
+    return EndpointCheck(name=name, url=url, **kwargs)
+
+
+def assert_no_secret(*texts: Any) -> None:
+    b64 = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    for text in texts:
+        blob = json.dumps(text, default=str)
+        for secret in (TOKEN, PASSWORD, b64):
+            assert secret not in blob
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def test_healthy_endpoint(server: ScriptedServer) -> None:
+    (result,) = run_checks([check("ok", server.base + "/ok")])
+    assert result.ok
+    assert result.status == 200
+    assert result.attempts == 1
+    assert result.error is None
+    assert result.latency_ms is not None and result.latency_ms >= 0
+    assert result.body_snippet == '{"status": "ok"}'
+    assert set(result.to_dict()) == {
+        "name",
+        "url",
+        "ok",
+        "status",
+        "latency_ms",
+        "attempts",
+        "elapsed_s",
+        "error",
+        "body_snippet",
+    }
+
+
+def test_checks_run_concurrently(server: ScriptedServer) -> None:
+    checks = [check(f"svc{i}", f"{server.base}/sleep/200") for i in range(20)]
+    started = time.monotonic()
+    results = run_checks(checks, max_workers=20)
+    elapsed = time.monotonic() - started
+    assert all(r.ok for r in results)
+    assert [r.name for r in results] == [f"svc{i}" for i in range(20)]
+    assert all(r.latency_ms is not None and r.latency_ms >= 190 for r in results)
+    assert elapsed < 2.0, f"20 x 200 ms took {elapsed:.2f}s: checks are not concurrent"
+
+
+def test_max_workers_bounds_concurrency(server: ScriptedServer) -> None:
+    checks = [check(f"svc{i}", f"{server.base}/sleep/200") for i in range(4)]
+    started = time.monotonic()
+    results = run_checks(checks, max_workers=1)
+    assert all(r.ok for r in results)
+    assert time.monotonic() - started >= 0.8
+
+
+def test_empty_list() -> None:
+    assert run_checks([]) == []
+
+
+def test_unexpected_status_404(server: ScriptedServer) -> None:
+    (result,) = run_checks([check("missing", server.base + "/nope")])
+    assert not result.ok
+    assert result.status == 404
+    assert result.error == "status 404, expected 200"
+    assert "Not Found" in result.body_snippet
+
+
+def test_slow_endpoint_times_out(server: ScriptedServer) -> None:
+    (result,) = run_checks([check("slow", server.base + "/sleep/300", timeout=0.1)])
+    assert not result.ok
+    assert result.status is None
+    assert result.error is not None and "timed out" in result.error
+
+
+def test_connection_refused(closed_port: int) -> None:
+    (result,) = run_checks([check("down", f"http://127.0.0.1:{closed_port}/health")])
+    assert not result.ok
+    assert result.status is None
+    assert result.error == "connection refused"
+    assert result.attempts == 1
+
+
+def test_redirect_is_not_followed(server: ScriptedServer) -> None:
+    bad, good = run_checks(
+        [
+            check("login", server.base + "/redirect"),
+            check("login-expected", server.base + "/redirect", status=[302]),
+        ]
+    )
+    assert not bad.ok and bad.status == 302
+    assert good.ok and good.status == 302
+    assert server.hits.get("/login") is None
+
+
+def test_post_json_body(server: ScriptedServer) -> None:
+    (result,) = run_checks(
+        [
+            check(
+                "post",
+                server.base + "/post",
+                method="post",
+                body={"prompt": "hi"},
+                json_path="content_type",
+                json_value="application/json",
+            )
+        ]
+    )
+    assert result.ok, result.error
+    assert '\\"prompt\\": \\"hi\\"' in result.body_snippet
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_retries_until_200_after_503s(server: ScriptedServer) -> None:
+    (result,) = run_checks([check("loading", server.base + "/fail-first/3", retries=5)])
+    assert result.ok, result.error
+    assert result.attempts == 4
+    assert server.hits["/fail-first/3"] == 4
+    assert result.status == 200
+
+
+def test_retries_exhausted(server: ScriptedServer) -> None:
+    (result,) = run_checks([check("loading", server.base + "/fail-first/5", retries=2)])
+    assert not result.ok
+    assert result.attempts == 3
+    assert result.status == 503
+    assert result.error == "status 503, expected 200 (after 3 attempts)"
+
+
+def test_flapping_endpoint(server: ScriptedServer) -> None:
+    first = run_check(check("flap", server.base + "/flap"))
+    assert not first.ok and first.status == 500
+    second = run_check(check("flap", server.base + "/flap"))
+    assert second.ok
+    third = run_check(check("flap", server.base + "/flap", retries=1))
+    assert third.ok and third.attempts == 2
+
+
+def test_deadline_respected_for_never_ready(server: ScriptedServer) -> None:
+    started = time.monotonic()
+    (result,) = run_checks(
+        [check("dead", server.base + "/never", deadline=1.0, delay=0.1, max_delay=0.3)]
+    )
+    elapsed = time.monotonic() - started
+    assert not result.ok
+    assert result.status == 503
+    assert 1.0 <= elapsed < 1.6
+    assert 1.0 <= result.elapsed_s < 1.6
+    # 0, .1, .3, .6, .9, then the last attempt at the deadline
+    assert 4 <= result.attempts <= 8
+    assert result.error is not None and result.error.startswith("status 503, expected 200")
+
+
+def test_deadline_respected_when_connection_refused(closed_port: int) -> None:
+    (result,) = run_checks(
+        [check("down", f"http://127.0.0.1:{closed_port}/", deadline=0.7, delay=0.1)]
+    )
+    assert not result.ok
+    assert 0.7 <= result.elapsed_s < 1.2
+    assert result.attempts >= 3
+    assert result.error is not None and result.error.startswith("connection refused (after ")
+
+
+def test_deadline_shortens_attempt_timeout(server: ScriptedServer) -> None:
+    (result,) = run_checks([check("hang", server.base + "/hang", timeout=30, deadline=0.6)])
+    assert not result.ok
+    assert result.elapsed_s < 1.3
+    assert result.error is not None and "timed out" in result.error
+
+
+def test_deadline_waits_for_readiness(server: ScriptedServer) -> None:
+    (result,) = run_checks(
+        [check("loading", server.base + "/fail-first/4", deadline=10, delay=0.05, max_delay=0.1)]
+    )
+    assert result.ok
+    assert result.attempts == 5
+    assert result.elapsed_s < 2
+
+
+def test_exponential_backoff_delays(closed_port: int) -> None:
+    pauses: list[float] = []
+    result = run_check(
+        EndpointCheck(
+            name="down",
+            url=f"http://127.0.0.1:{closed_port}/",
+            retries=5,
+            delay=0.5,
+            backoff_factor=2,
+            max_delay=2,
+        ),
+        sleep=pauses.append,
+    )
+    assert result.attempts == 6
+    assert pauses == [0.5, 1.0, 2.0, 2.0, 2.0]
+
+
+def test_last_pause_is_cut_at_the_deadline(closed_port: int) -> None:
+    now = [0.0]
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(round(seconds, 6))
+        now[0] += seconds
+
+    result = run_check(
+        EndpointCheck(
+            name="down", url=f"http://127.0.0.1:{closed_port}/", deadline=5, delay=1, max_delay=8
+        ),
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert pauses == [1.0, 2.0, 2.0]  # 0 -> 1 -> 3 -> 5 (cut from 4), last attempt at 5
+    assert result.attempts == 4
+
+
+# --------------------------------------------------------------------------- auth
+
+
+@pytest.mark.parametrize(
+    ("path", "auth"),
+    [
+        ("/bearer", {"type": "bearer", "token": TOKEN}),
+        ("/basic", {"type": "basic", "username": USER, "password": PASSWORD}),
+        ("/query", {"type": "query", "value": TOKEN}),
+        ("/query", {"type": "query", "param": "token", "value": TOKEN}),
+    ],
+)
+def test_auth_forms(server: ScriptedServer, path: str, auth: dict[str, str]) -> None:
+    wrong = dict(auth)
+    secret_key = {"bearer": "token", "basic": "password", "query": "value"}[auth["type"]]
+    wrong[secret_key] = "wrong-" + auth[secret_key]
+    good, bad, none = run_checks(
+        [
+            check("good", server.base + path, auth=auth),
+            check("bad", server.base + path, auth=wrong),
+            check("none", server.base + path),
+        ]
+    )
+    assert good.ok, good.error
+    for result in (bad, none):
+        assert not result.ok
+        assert result.status == 401
+        assert result.error == "status 401, expected 200"
+    assert_no_secret(good.to_dict(), bad.to_dict(), none.to_dict())
+    if auth["type"] == "query":
+        assert good.url == server.base + path + "?token=***"
+        assert bad.url == server.base + path + "?token=***"
+
+
+def test_401_expected_is_healthy(server: ScriptedServer) -> None:
+    (result,) = run_checks([check("rejects", server.base + "/bearer", status=[401])])
+    assert result.ok
+    assert result.status == 401
+
+
+def test_bearer_header_override(server: ScriptedServer) -> None:
+    (result,) = run_checks(
+        [
+            check(
+                "b",
+                server.base + "/bearer",
+                headers={"Authorization": "Bearer nope"},
+                auth={"type": "bearer", "token": TOKEN},
+            )
+        ]
+    )
+    assert result.ok
+
+
+def test_secrets_masked_in_url_error_and_body(server: ScriptedServer) -> None:
+    results = run_checks(
+        [
+            check("q", server.base + "/echo", auth={"type": "query", "value": TOKEN}),
+            check("b", server.base + "/echo", auth={"type": "bearer", "token": TOKEN}),
+            check(
+                "basic",
+                server.base + "/echo",
+                auth={"type": "basic", "username": USER, "password": PASSWORD},
+            ),
+            check("h", server.base + "/echo", headers={"X-Api-Key": TOKEN}),
+            check("inline", server.base + "/echo?token=" + TOKEN + "&page=1"),
+            check("userinfo", f"http://{USER}:{PASSWORD}@127.0.0.1:{server.server_port}/echo"),
+        ]
+    )
+    for result in results:
+        assert not result.ok and result.status == 401
+        assert "***" in result.body_snippet or result.name in ("h", "userinfo")
+    assert_no_secret([r.to_dict() for r in results], failure_message(results))
+    by_name = {r.name: r for r in results}
+    assert by_name["q"].url.endswith("/echo?token=***")
+    assert by_name["inline"].url.endswith("/echo?token=***&page=1")
+    assert by_name["userinfo"].url.startswith("http://***@127.0.0.1:")
+    assert '"you_sent": "Bearer ***"' in by_name["b"].body_snippet
+
+
+def test_secret_masked_in_timeout_error(closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/x?token={TOKEN}"
+    result = run_check(check("q", url, auth={"type": "query", "param": "token", "value": TOKEN}))
+    assert result.error == "connection refused"
+    assert result.url.endswith("?token=***")
+    assert_no_secret(result.to_dict())
+
+
+def test_body_snippet_truncated(server: ScriptedServer) -> None:
+    checks = [check(f"s{i}", server.base + "/models", body_contains="absent") for i in range(1)]
+    (result,) = run_checks(checks)
+    assert not result.ok
+    assert len(result.body_snippet) <= 300
+
+
+# --------------------------------------------------------------------------- body checks
+
+
+def test_json_path_value(server: ScriptedServer) -> None:
+    ok, wrong, missing, index_error, exists, number = run_checks(
+        [
+            check("ok", server.base + "/models", json_path="data.0.id", json_value="qwen3-8b"),
+            check("wrong", server.base + "/models", json_path="data.0.id", json_value="qwen3-32b"),
+            check("missing", server.base + "/models", json_path="data.0.nope"),
+            check("index", server.base + "/models", json_path="data.5.id"),
+            check("exists", server.base + "/models", json_path="data.-1.id"),
+            check(
+                "num", server.base + "/models", json_path="data.1.max_model_len", json_value="8192"
+            ),
+        ]
+    )
+    assert ok.ok, ok.error
+    assert not wrong.ok
+    assert wrong.status == 200
+    assert wrong.error == 'json_path \'data.0.id\' is "qwen3-8b", expected "qwen3-32b"'
+    assert not missing.ok
+    assert missing.error == "json_path 'data.0.nope' not found: 'nope' at data.0: no such key"
+    assert not index_error.ok
+    assert index_error.error is not None and "index out of range (length 2)" in index_error.error
+    assert exists.ok
+    assert number.ok
+
+
+def test_wrong_json_value_is_retried(server: ScriptedServer) -> None:
+    (result,) = run_checks(
+        [
+            check(
+                "wrong",
+                server.base + "/models",
+                json_path="object",
+                json_value="dict",
+                retries=2,
+            )
+        ]
+    )
+    assert not result.ok
+    assert result.attempts == 3
+    assert result.error == 'json_path \'object\' is "list", expected "dict" (after 3 attempts)'
+
+
+def test_json_contains(server: ScriptedServer) -> None:
+    results = run_checks(
+        [
+            check(
+                "subset",
+                server.base + "/models",
+                json_contains={"path": "data", "value": {"id": "qwen3-8b"}},
+            ),
+            check(
+                "scalar",
+                server.base + "/models",
+                json_contains={"path": "data", "value": "qwen3-1.7b"},
+            ),
+            check(
+                "absent",
+                server.base + "/models",
+                json_contains={"path": "data", "value": {"id": "x"}},
+            ),
+            check(
+                "str",
+                server.base + "/models",
+                json_contains={"path": "data.0.id", "value": "qwen3"},
+            ),
+            check("key", server.base + "/models", json_contains={"path": "", "value": "object"}),
+        ]
+    )
+    by_name = {r.name: r for r in results}
+    assert by_name["subset"].ok
+    assert by_name["scalar"].ok
+    assert not by_name["absent"].ok
+    assert by_name["absent"].error is not None
+    assert 'does not contain {"id": "x"}' in by_name["absent"].error
+    assert by_name["str"].ok
+    assert by_name["key"].ok
+
+
+def test_body_contains_and_non_json(server: ScriptedServer) -> None:
+    found, absent, not_json = run_checks(
+        [
+            check("found", server.base + "/text", body_contains="vllm_num_requests_running"),
+            check("absent", server.base + "/text", body_contains="vllm:gpu_cache"),
+            check("json", server.base + "/text", json_path="x"),
+        ]
+    )
+    assert found.ok
+    assert not absent.ok and absent.error == 'body does not contain "vllm:gpu_cache"'
+    assert not not_json.ok and not_json.error == "body is not valid JSON"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_resolve_path() -> None:
+    doc = {"data": [{"id": "a"}, {"id": "b"}], "n": None}
+    assert resolve_path(doc, "") is doc
+    assert resolve_path(doc, None) is doc
+    assert resolve_path(doc, "data.1.id") == "b"
+    assert resolve_path(doc, "data.-2.id") == "a"
+    assert resolve_path([[1, 2]], "0.1") == 2
+    assert resolve_path({"0": "zero"}, "0") == "zero"
+    with pytest.raises(JsonPathError, match="not a list index"):
+        resolve_path(doc, "data.x")
+    with pytest.raises(JsonPathError, match="cannot index into null"):
+        resolve_path(doc, "n.x")
+
+
+def test_json_equals_and_contains() -> None:
+    assert json_equals(200, "200")
+    assert json_equals(True, "true")
+    assert json_equals(None, "null")
+    assert not json_equals(True, 1)
+    assert not json_equals(1, True)
+    assert json_equals(1.0, 1)
+    assert json_contains(["a", "b"], "b")
+    assert json_contains([{"id": "a", "n": 1}], {"id": "a"})
+    assert not json_contains([{"id": "a", "n": 1}], {"id": "a", "n": 2})
+    assert json_contains([{"id": "a"}], "a")
+    assert json_contains("hello world", "lo w")
+    assert json_contains({"a": 1, "b": 2}, {"b": 2})
+    assert json_contains({"a": 1}, "a")
+    assert not json_contains(5, 5)
+
+
+def test_mask_url() -> None:
+    assert mask_url("http://h/p?token=abc&x=1") == "http://h/p?token=***&x=1"
+    assert mask_url("http://h/p?sig=abc", ("sig",)) == "http://h/p?sig=***"
+    assert mask_url("https://u:p@h:8443/p") == "https://***@h:8443/p"
+    assert mask_url("http://h/p") == "http://h/p"
+
+
+def test_check_from_dict_applies_defaults() -> None:
+    built = check_from_dict(
+        {"url": "http://127.0.0.1:1/x?token=abc", "retries": None, "status": ["200", 204]},
+        {"retries": 3, "timeout": 2.5, "validate_certs": False},
+    )
+    assert built.name == "http://127.0.0.1:1/x?token=***"
+    assert built.retries == 3
+    assert built.timeout == 2.5
+    assert built.validate_certs is False
+    assert built.status == [200, 204]
+    with pytest.raises(CheckDefinitionError, match=r"auth\.type"):
+        check_from_dict({"url": "http://x", "auth": {"type": "digest"}})
+    with pytest.raises(CheckDefinitionError, match="needs a url"):
+        check_from_dict({"name": "x"})
+    with pytest.raises(CheckDefinitionError, match="unknown endpoint keys: colour"):
+        check_from_dict({"url": "http://x", "colour": "red"})
+
+
+def test_invalid_url_is_a_result_not_an_exception() -> None:
+    (result,) = run_checks([EndpointCheck(name="bad", url="not a url")])
+    assert not result.ok
+    assert result.attempts == 0
+    assert result.error is not None and result.error.startswith("invalid check:")
+
+
+def test_summary_and_failure_message(server: ScriptedServer, closed_port: int) -> None:
+    results = run_checks(
+        [
+            check("ok", server.base + "/ok"),
+            check("dead", server.base + "/never"),
+            check("down", f"http://127.0.0.1:{closed_port}/"),
+        ]
+    )
+    assert summarize(results, 1.23456) == {"total": 3, "ok": 1, "failed": 2, "elapsed_s": 1.235}
+    message = failure_message(results)
+    assert message.startswith("2 of 3 endpoints failed: ")
+    assert f"dead ({server.base}/never): status=503, error=status 503, expected 200" in message
+    assert (
+        f"down (http://127.0.0.1:{closed_port}/): status=none, error=connection refused" in message
+    )
+    assert "ok (" not in message

@@ -1,0 +1,109 @@
+"""The compose file of vllm_qwen3 with GPU reservations on, judged by `docker compose config`.
+
+CI and the demo run with reservations off (no NVIDIA runtime), so the rendering that real GPU
+hosts get is checked here: the role's template, rendered by ansible, parsed by compose itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+ROLE = ROOT / "roles" / "vllm_qwen3"
+
+
+def render(tmp_path: Path, reservation: bool) -> dict:
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    playbook = [
+        {
+            "name": "Render the vllm_qwen3 compose file",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {
+                "vllm_qwen3_gpu_reservation": reservation,
+                "vllm_qwen3_models": defaults["vllm_qwen3_models"],
+            },
+            "tasks": [
+                {
+                    "ansible.builtin.set_fact": {
+                        "vllm_qwen3_checked": "{{ vllm_qwen3_models | myia.genai_stack.vllm_models(defaults={'image': 'vllm/vllm-openai:v0.9.2'}) }}"
+                    }
+                },
+                {
+                    "ansible.builtin.set_fact": {
+                        "vllm_qwen3_plan": "{{ vllm_qwen3_checked | map(attribute='gpu_wish') | myia.genai_stack.gpu_plan(gpus=[0, 1, 2]) }}"
+                    }
+                },
+                {
+                    "ansible.builtin.template": {
+                        "src": str(ROLE / "templates" / "compose.yaml.j2"),
+                        "dest": str(tmp_path / "compose.yaml"),
+                        "mode": "0644",
+                    },
+                    "vars": {
+                        "vllm_qwen3_project_name": "vllm",
+                        "vllm_qwen3_root_dir": str(tmp_path),
+                        "vllm_qwen3_hf_cache_dir": "/opt/genai/hf-cache",
+                        "vllm_qwen3_healthcheck_interval": 10,
+                    },
+                },
+            ],
+        }
+    ]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(playbook))
+    for model in defaults["vllm_qwen3_models"]:
+        (tmp_path / f"{model['name']}.env").write_text("VLLM_API_KEY=x\n")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    bindir = Path(sys.executable).parent
+    done = subprocess.run(
+        [str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+         "-e", f"ansible_python_interpreter={sys.executable}", str(tmp_path / "play.yml")],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert config.returncode == 0, config.stderr
+    return json.loads(config.stdout)
+
+
+@pytest.fixture(scope="module")
+def with_reservation(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return render(tmp_path_factory.mktemp("on"), reservation=True)
+
+
+def test_each_model_reserves_its_planned_gpus(with_reservation: dict) -> None:
+    expected = {"qwen3-micro": ["2"], "qwen3-mini": ["2"], "qwen3-medium": ["0", "1"]}
+    for name, gpus in expected.items():
+        service = with_reservation["services"][name]
+        devices = service["deploy"]["resources"]["reservations"]["devices"]
+        assert devices == [{"driver": "nvidia", "device_ids": gpus, "capabilities": ["gpu"]}]
+        assert "NVIDIA_VISIBLE_DEVICES" not in (service.get("environment") or {})
+
+
+def test_user_stack_defaults(with_reservation: dict) -> None:
+    services = with_reservation["services"]
+    medium = services["qwen3-medium"]
+    assert medium["image"] == "vllm/vllm-openai:v0.9.2"
+    assert medium["ipc"] == "host" and medium["network_mode"] == "host"
+    assert medium["command"][medium["command"].index("--tensor-parallel-size") + 1] == "2"
+    assert services["qwen3-mini"]["depends_on"]["qwen3-micro"]["condition"] == "service_healthy"
+    assert "depends_on" not in medium and "depends_on" not in services["qwen3-micro"]
+    assert medium["volumes"][0]["target"] == "/root/.cache/huggingface"
+    assert medium["healthcheck"]["start_period"] == "20m0s"
+
+
+def test_without_reservation_gpu_ids_become_visible_devices(tmp_path: Path) -> None:
+    services = render(tmp_path, reservation=False)["services"]
+    assert "deploy" not in services["qwen3-medium"]
+    assert services["qwen3-medium"]["environment"]["NVIDIA_VISIBLE_DEVICES"] == "0,1"
+    assert services["qwen3-mini"]["environment"]["NVIDIA_VISIBLE_DEVICES"] == "2"
