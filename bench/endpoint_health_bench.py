@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 COLLECTIONS = REPO / "collections"
 sys.path.insert(0, str(COLLECTIONS))
 
-from ansible_collections.myia.genai_stack.plugins.module_utils.http_checks import (  # noqa: E402
+from ansible_collections.myia.genai_stack.plugins.module_utils.http_checks import (
     EndpointCheck,
     run_checks,
 )
@@ -71,7 +71,7 @@ class BenchHandler(BaseHTTPRequestHandler):
 
     server: BenchServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
@@ -275,7 +275,7 @@ def bench_readiness_engine(server: BenchServer) -> None:
     ]
     results = run_checks(checks)
     print("== (c) readiness lag, engine in-process (delay 0.5 s, factor 2, max_delay 2 s)")
-    for t, result in zip(targets, results):
+    for t, result in zip(targets, results, strict=True):
         seen = server.first_ok.get(f"engine-{t}")
         lag = f"{seen - (start + t):.2f} s" if seen is not None else "never"
         print(

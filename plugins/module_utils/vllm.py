@@ -46,6 +46,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "image": None,
     "load_timeout": 1200,
     "bind_address": "127.0.0.1",
+    "hostname": None,
 }
 REQUIRED = ("name", "model", "port", "gpus", "gpu_memory_utilization")
 

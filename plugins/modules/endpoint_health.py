@@ -328,6 +328,7 @@ failed_endpoints:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.myia.genai_stack.plugins.module_utils.http_checks import (
     CheckDefinitionError,
     check_from_dict,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,6 +173,36 @@ def server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[ScriptedServer, Path]]:
+    """The scripted server over HTTPS with a self-signed certificate for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv = ScriptedServer()
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield srv, cert
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
 def closed_port() -> int:
     """A 127.0.0.1 port nothing listens on (connection refused)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -287,6 +321,31 @@ def test_post_json_body(server: ScriptedServer) -> None:
     )
     assert result.ok, result.error
     assert '\\"prompt\\": \\"hi\\"' in result.body_snippet
+
+
+def test_tls_validation(tls_server: tuple[ScriptedServer, Path]) -> None:
+    srv, cert = tls_server
+    url = f"https://127.0.0.1:{srv.server_port}/ok"
+    untrusted, unchecked, trusted = run_checks(
+        [
+            check("untrusted", url),
+            check("unchecked", url, validate_certs=False),
+            check("trusted", url, ca_path=str(cert)),
+        ]
+    )
+    assert not untrusted.ok
+    assert untrusted.status is None
+    assert untrusted.error is not None and untrusted.error.startswith("TLS error: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+    assert unchecked.ok, unchecked.error
+    assert trusted.ok, trusted.error
+
+
+def test_missing_ca_file_is_reported(tmp_path: Path) -> None:
+    (result,) = run_checks([check("ca", "https://127.0.0.1:9/", ca_path=str(tmp_path / "no"))])
+    assert not result.ok
+    assert result.attempts == 0
+    assert result.error is not None and result.error.startswith("invalid check:")
 
 
 # --------------------------------------------------------------------------- retries

@@ -20,7 +20,7 @@ ROLE = ROOT / "roles" / "vllm_qwen3"
 
 
 def render(tmp_path: Path, reservation: bool) -> dict:
-    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    defaults = yaml.safe_load((ROOT / "group_vars" / "all" / "vllm_qwen3.yml").read_text())
     playbook = [
         {
             "name": "Render the vllm_qwen3 compose file",

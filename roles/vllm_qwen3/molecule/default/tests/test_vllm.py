@@ -35,7 +35,7 @@ def compose(host: Any) -> dict[str, Any]:
 def test_container_runs_the_rendered_command(host: Any, compose: dict, model: dict) -> None:
     info = inspect(host, model)
     assert info["State"]["Running"] and info["State"]["Health"]["Status"] == "healthy"
-    args = info["Args"]
+    args = info["Config"]["Cmd"]
     assert args == compose["services"][model["name"]]["command"]
     assert args[args.index("--port") + 1] == str(model["port"])
     assert args[args.index("--host") + 1] == "127.0.0.1"
