@@ -120,9 +120,9 @@ def derive(secret: object, purpose: object, length: int = 48, alphabet: str = "a
 # bcrypt
 
 
-def import_bcrypt():  # noqa: ANN201 - returns the bcrypt module
+def import_bcrypt():  # returns the bcrypt module
     try:
-        import bcrypt  # noqa: PLC0415 - lazy: only bcrypt users need it
+        import bcrypt  # lazy: only bcrypt users need it
     except ImportError as exc:
         raise MissingBcryptError(f"the bcrypt Python library is missing: {BCRYPT_INSTALL_HINT}") from exc
     return bcrypt

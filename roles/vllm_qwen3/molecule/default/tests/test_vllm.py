@@ -83,7 +83,9 @@ def test_models_listed_with_the_key(model: dict) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS, ids=IDS)
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-key"}], ids=["none", "wrong"])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong-key"}], ids=["none", "wrong"]
+)
 def test_api_refused_without_the_key(model: dict, headers: dict) -> None:
     r = requests.get(f"{base(model)}/v1/models", headers=headers, timeout=5)
     assert r.status_code == 401
