@@ -124,7 +124,9 @@ def import_bcrypt():  # returns the bcrypt module
     try:
         import bcrypt  # lazy: only bcrypt users need it
     except ImportError as exc:
-        raise MissingBcryptError(f"the bcrypt Python library is missing: {BCRYPT_INSTALL_HINT}") from exc
+        raise MissingBcryptError(
+            f"the bcrypt Python library is missing: {BCRYPT_INSTALL_HINT}"
+        ) from exc
     return bcrypt
 
 

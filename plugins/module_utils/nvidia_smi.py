@@ -37,7 +37,7 @@ _DRIVER_ERROR_MARKERS = (
     "couldn't communicate with the nvidia driver",
     "nvidia-smi has failed",
     "driver/library version mismatch",
-    "nvml library",
+    "nvml",  # Failed to initialize NVML, NVML Shared Library Not Found
     "unable to determine the device handle",
     "gpu is lost",
 )

@@ -169,12 +169,14 @@ created:
   sample: false
 """
 
+import contextlib
 import os
 import stat
 import sys
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.myia.genai_stack.plugins.module_utils.credentials import (
     CredentialError,
     MissingBcryptError,
@@ -237,10 +239,8 @@ def write_atomic(module: AnsibleModule, path: str, data: bytes) -> None:
             # keep the owner (and, when no mode is requested, the mode) of the file replaced;
             # the requested ones are applied after the rename
             current = os.stat(path)
-            try:
+            with contextlib.suppress(OSError):
                 os.chown(tmp, current.st_uid, current.st_gid)
-            except OSError:
-                pass
             if module.params["mode"] is None:
                 os.chmod(tmp, stat.S_IMODE(current.st_mode))
         # a new file is made 0666 & ~umask by atomic_move: 0600 until the requested mode is set
@@ -265,6 +265,16 @@ def describe_hash(current: bytes | None, hash_ok: bool, well_formed: bool) -> st
     if well_formed:
         return "(bcrypt hash that does not verify the password)"
     return "(not a bcrypt hash)"
+
+
+def attributes_drift(module: AnsibleModule, args: dict, diff: dict) -> bool:
+    """Whether mode, owner or group differ from ``args``, recorded in ``diff``; changes nothing."""
+    check_mode = module.check_mode
+    module.check_mode = True
+    try:
+        return module.set_fs_attributes_if_different(args, False, diff=diff)
+    finally:
+        module.check_mode = check_mode
 
 
 def main() -> None:
@@ -349,6 +359,9 @@ def main() -> None:
     result["hash_changed"] = not hash_ok
     result["user_changed"] = old_user != username
     diff = {"before_header": path, "after_header": path, "before": {}, "after": {}}
+    file_args = module.load_file_common_arguments(params, path=path)
+    if current is not None:  # before any write: the diff shows the file as it was
+        result["changed"] = attributes_drift(module, file_args, diff)
 
     if in_sync:
         result["token"] = old_hash
@@ -382,11 +395,8 @@ def main() -> None:
         if not module.check_mode:
             write_atomic(module, path, f"{token}\n{username}\n".encode())
 
-    if os.path.exists(path):  # in check mode a file to create is not there
-        file_args = module.load_file_common_arguments(params, path=path)
-        result["changed"] = module.set_fs_attributes_if_different(
-            file_args, result["changed"], diff=diff
-        )
+    if not module.check_mode and os.path.exists(path):
+        module.set_fs_attributes_if_different(file_args, False)
     if module._diff and result["changed"]:
         result["diff"] = diff
     module.exit_json(**result)

@@ -157,9 +157,9 @@ ARGUMENT_SPEC = {
 }
 
 
-def read_wsl(path: str = PROC_VERSION) -> bool:
+def read_wsl() -> bool:
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open(PROC_VERSION, encoding="utf-8", errors="replace") as handle:
             return nvidia_smi.is_wsl(handle.read())
     except OSError:
         return False

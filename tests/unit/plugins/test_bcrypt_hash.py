@@ -6,7 +6,10 @@ import bcrypt
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.myia.genai_stack.plugins.filter.bcrypt_hash import FilterModule, bcrypt_hash
+from ansible_collections.myia.genai_stack.plugins.filter.bcrypt_hash import (
+    FilterModule,
+    bcrypt_hash,
+)
 from ansible_collections.myia.genai_stack.plugins.module_utils import credentials
 
 PASSWORD = "correct horse battery staple $ # ' \" \\ é"

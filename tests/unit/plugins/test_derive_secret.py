@@ -33,7 +33,9 @@ def test_known_answer_pins_the_algorithm() -> None:
     alphabet = credentials.ALPHABETS["hex"]
     expected = "".join(alphabet[b % 16] for b in block)[:32]  # 256 % 16 == 0: nothing rejected
     assert derive_secret(MASTER, "vllm-api-key", length=32, alphabet="hex") == expected
-    assert derive_secret(MASTER, "vllm-api-key") == "1aCL1l3oD35QzKwafjyP6MVLPzjKGgK6euGiO1nwmfiuFelk"
+    assert (
+        derive_secret(MASTER, "vllm-api-key") == "1aCL1l3oD35QzKwafjyP6MVLPzjKGgK6euGiO1nwmfiuFelk"
+    )
 
 
 def test_purposes_are_separated() -> None:

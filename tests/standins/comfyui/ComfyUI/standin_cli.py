@@ -112,7 +112,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add("--disable-smart-memory", action="store_true")
     add("--deterministic", action="store_true")
-    add("--fast", nargs="*", type=str, choices=["fp16_accumulation", "fp8_matrix_mult", "cublas_ops"])
+    add(
+        "--fast",
+        nargs="*",
+        type=str,
+        choices=["fp16_accumulation", "fp8_matrix_mult", "cublas_ops"],
+    )
     add("--mmap-torch-files", action="store_true")
     add("--disable-mmap", action="store_true")
     add("--dont-print-server", action="store_true")

@@ -384,9 +384,14 @@ class Validator:
                 )
             ]
         received = outputs[slot]
-        if isinstance(input_type, str) and received != input_type and "*" not in (
-            received,
-            input_type,
+        if (
+            isinstance(input_type, str)
+            and received != input_type
+            and "*"
+            not in (
+                received,
+                input_type,
+            )
         ):
             return False, [
                 _error(
@@ -420,7 +425,7 @@ class Validator:
             return None
         if isinstance(input_type, list):
             if value not in input_type:
-                shown = input_type if len(input_type) <= 20 else input_type[:20] + ["..."]
+                shown = input_type if len(input_type) <= 20 else [*input_type[:20], "..."]
                 return _error(
                     "value_not_in_list",
                     "Value not in list",

@@ -14,7 +14,6 @@ import ipaddress
 import json
 import mimetypes
 import os
-import platform
 import socket
 import struct
 import sys
@@ -184,7 +183,12 @@ class ComfyServer(ThreadingHTTPServer):
             )
             self.broadcast(
                 "executed",
-                {"node": node_id, "display_node": node_id, "output": output, "prompt_id": prompt_id},
+                {
+                    "node": node_id,
+                    "display_node": node_id,
+                    "output": output,
+                    "prompt_id": prompt_id,
+                },
                 sid,
             )
         self.broadcast("executing", {"node": None, "prompt_id": prompt_id}, sid)
@@ -237,7 +241,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "Python/3.12 aiohttp/3.12.15"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("STANDIN_ACCESS_LOG") == "1":
             super().log_message(format, *args)
 
@@ -300,7 +304,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             return json.loads(raw or b"null")
         except ValueError as exc:
-            raise text_reply(500, "500 Internal Server Error\n\nServer got itself in trouble") from exc
+            raise text_reply(
+                500, "500 Internal Server Error\n\nServer got itself in trouble"
+            ) from exc
 
     # ComfyUI's middleware: CORS (--enable-cors-header) or origin-only ---------------------
     def outer_middleware(self, method: str) -> None:
@@ -358,7 +364,9 @@ class Handler(BaseHTTPRequestHandler):
             if authorization:
                 parts = authorization.split()
                 if len(parts) != 2:  # `auth_type, token = header.split()` raises upstream
-                    raise text_reply(500, "500 Internal Server Error\n\nServer got itself in trouble")
+                    raise text_reply(
+                        500, "500 Internal Server Error\n\nServer got itself in trouble"
+                    )
                 auth_type, token = parts
                 if auth_type == "Bearer" and token == settings.token:
                     return
@@ -412,8 +420,10 @@ class Handler(BaseHTTPRequestHandler):
     def r_login_post(self) -> None:
         raise json_reply(
             501,
-            {"error": "stand-in: browser log-in (bcrypt, session cookie) is not implemented; "
-             "use the token"},
+            {
+                "error": "stand-in: browser log-in (bcrypt, session cookie) is not implemented; "
+                "use the token"
+            },
         )
 
     def r_logout(self) -> None:
@@ -496,13 +506,18 @@ class Handler(BaseHTTPRequestHandler):
         if "client_id" in data:
             extra["client_id"] = data["client_id"]
         server.enqueue([number, prompt_id, prompt, extra, outputs])
-        raise json_reply(200, {"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
+        raise json_reply(
+            200, {"prompt_id": prompt_id, "number": number, "node_errors": node_errors}
+        )
 
     def r_queue_get(self) -> None:
         with self.server.lock:
             raise json_reply(
                 200,
-                {"queue_running": list(self.server.running), "queue_pending": list(self.server.pending)},
+                {
+                    "queue_running": list(self.server.running),
+                    "queue_pending": list(self.server.pending),
+                },
             )
 
     def r_queue_post(self) -> None:
@@ -633,7 +648,9 @@ class Handler(BaseHTTPRequestHandler):
     def r_ws(self) -> None:
         key = self.headers.get("Sec-WebSocket-Key")
         if "websocket" not in self.headers.get("Upgrade", "").lower() or not key:
-            raise text_reply(400, "No WebSocket UPGRADE hdr: None\n Can \"Upgrade\" only to \"WebSocket\".")
+            raise text_reply(
+                400, 'No WebSocket UPGRADE hdr: None\n Can "Upgrade" only to "WebSocket".'
+            )
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
         self.send_response(101)
         self.send_header("Upgrade", "websocket")
@@ -685,7 +702,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;")
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;")
+    )
 
 
 def _meminfo() -> tuple[int, int]:
@@ -744,5 +763,3 @@ ROUTES: list[tuple[str, dict[str, Route]]] = [
     ("/standin/report", {"GET": H.r_report}),
 ]
 del H
-
-__all__ = ["ComfyServer", "Settings", "platform"]

@@ -44,7 +44,8 @@ def test_options_are_merged_deeply(daemon: dict[str, Any]) -> None:
 def test_file_keeps_its_indentation_and_mode(host: Any) -> None:
     f = host.file(DAEMON_JSON)
     assert f.mode == 0o644
-    assert f.content_string.splitlines()[1].startswith('    "log-driver"')
+    lines = f.content_string.splitlines()
+    assert lines[1].startswith('    "') and not lines[1].startswith("     ")  # 4 spaces kept
 
 
 def test_one_backup_holds_the_previous_file(host: Any) -> None:
