@@ -15,7 +15,8 @@ description:
     reservation or NVIDIA_VISIBLE_DEVICES exposes only that GPU, numbered 0 by CUDA).
   - The same file provides C(forge_instances) (validate the instance list and fill in defaults),
     C(forge_env) (the env file's variables), C(forge_environment) (the non-secret compose
-    environment), C(forge_credential_problems) and C(forge_endpoints) (checks for
+    environment), C(forge_credential_problems), C(forge_settings_merge) (the role's keys over a settings file
+    Forge rewrote) and C(forge_endpoints) (checks for
     M(myia.genai_stack.endpoint_health)).
 options:
   _input:
@@ -104,6 +105,11 @@ def forge_credential_problems(credentials: dict[str, Any]) -> list[str]:
     )
 
 
+def forge_settings_merge(current_b64: str | None, managed: dict[str, Any]) -> dict[str, Any]:
+    """A settings file as slurped (base64, or None) + the role's keys -> what to write."""
+    return forge.merge_settings(current_b64, dict(managed or {}))
+
+
 def forge_endpoints(
     instances: list[dict[str, Any]],
     user: str,
@@ -123,4 +129,5 @@ class FilterModule:
             "forge_environment": forge_environment,
             "forge_credential_problems": forge_credential_problems,
             "forge_endpoints": forge_endpoints,
+            "forge_settings_merge": forge_settings_merge,
         }

@@ -29,6 +29,11 @@ import json
 import re
 from typing import Any
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 #: where the ai-dock image expects its workspace volume
 CONTAINER_WORKSPACE = "/workspace"
 #: the checkpoint folder of the workspace, linked into Forge's models/Stable-diffusion
@@ -36,7 +41,8 @@ CHECKPOINT_SUBDIR = "storage/stable_diffusion/models/ckpt"
 
 #: Forge flags (modules/cmd_args.py and backend/args.py) that take no value
 FORGE_SWITCHES = frozenset(
-    """
+    _words(
+        """
     -f --update-all-extensions --skip-python-version-check --skip-torch-cuda-test
     --reinstall-xformers --reinstall-torch --update-check --test-server --log-startup
     --skip-prepare-environment --skip-install --dump-sysinfo --do-not-download-clip --no-half
@@ -61,11 +67,13 @@ FORGE_SWITCHES = frozenset(
     --always-high-vram --always-normal-vram --always-low-vram --always-no-vram --always-cpu
     --always-offload-from-vram --pytorch-deterministic --cuda-malloc --cuda-stream
     --pin-shared-memory
-    """.split()
+    """
+    )
 )
 #: Forge flags that take one value (--use-cpu and --styles-file take one or more)
 FORGE_OPTIONS = frozenset(
-    """
+    _words(
+        """
     --loglevel --data-dir --models-dir --config --ckpt --ckpt-dir --vae-dir --text-encoder-dir
     --gfpgan-dir --gfpgan-model --max-batch-count --embeddings-dir
     --textual-inversion-templates-dir --hypernetwork-dir --localizations-dir --precision
@@ -79,14 +87,17 @@ FORGE_OPTIONS = frozenset(
     --tls-keyfile --tls-certfile --server-name --subpath --timeout-keep-alive
     --filenames-max-length --forge-ref-a1111-home --controlnet-dir
     --controlnet-preprocessor-models-dir --gpu-device-id --directml
-    """.split()
+    """
+    )
 )
 #: flags the role sets itself; an instance's args_extra may not set them
 MANAGED_FLAGS = frozenset(
-    """
+    _words(
+        """
     --port --listen --server-name --api --api-auth --gradio-auth --gradio-auth-path
     --ui-settings-file --ui-config-file --gpu-device-id --device-id --share --ngrok
-    """.split()
+    """
+    )
 )
 #: the flags of the user's turbo command line, in its order (--ui-settings-file and
 #: --gpu-device-id are added with their values; --server-name follows --listen)
@@ -368,11 +379,13 @@ def normalize(
 
 #: environment variables the role sets itself (an instance's env may not override them)
 RESERVED_ENV = frozenset(
-    """
+    _words(
+        """
     FORGE_ARGS FORGE_PORT_LOCAL FORGE_PORT_HOST WEB_USER WEB_PASSWORD WEB_TOKEN WEB_ENABLE_AUTH
     WORKSPACE SUPERVISOR_NO_AUTOSTART CF_QUICK_TUNNELS NVIDIA_VISIBLE_DEVICES
     CUDA_VISIBLE_DEVICES DIRECT_ADDRESS AUTO_UPDATE
-    """.split()
+    """
+    )
 )
 
 
@@ -452,6 +465,36 @@ def environment(instance: dict[str, Any], gpu_reservation: bool) -> dict[str, st
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(str(g) for g in instance["gpus"])
     env.update({str(k): str(v) for k, v in (instance.get("env") or {}).items()})
     return dict(sorted(env.items()))
+
+
+def merge_settings(current_b64: str | None, managed: dict[str, Any]) -> dict[str, Any]:
+    """Merge the role's keys over a settings file Forge may have rewritten.
+
+    ``current_b64`` is the file as ``slurp`` returns it (None when there is none). Returns
+    ``write`` (the file must be written), ``content`` (the JSON to write, Forge's 4-space
+    indent), ``reset`` (managed keys that had another value: Forge must restart to read them)
+    and ``broken`` (the file was not a JSON object and is replaced).
+    """
+    current: Any = None
+    broken = False
+    if current_b64:
+        try:
+            current = json.loads(base64.b64decode(current_b64).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            broken = True
+        if current is not None and not isinstance(current, dict):
+            broken, current = True, None
+    current = current or {}
+    merged = {**current, **managed}
+    missing = current_b64 is None
+    reset = sorted(k for k, v in managed.items() if k in current and current[k] != v)
+    write = missing or broken or merged != current
+    return {
+        "write": write,
+        "content": json.dumps(merged, indent=4, ensure_ascii=False) + "\n",
+        "reset": reset,
+        "broken": broken,
+    }
 
 
 def smoke_request(smoke: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -91,6 +91,8 @@ def normalize(
             problems.append(f"{label}: duplicate name, also {variable}[{names[name]}].name")
         names.setdefault(name, i)
         model["gpus"] = [int(g) for g in model["gpus"]]
+        model["port"] = int(model["port"])
+        model["load_timeout"] = int(model["load_timeout"])
         if model["tensor_parallel_size"] is None:
             model["tensor_parallel_size"] = len(model["gpus"])
         model["served_model_names"] = list(model["served_model_names"] or [name])

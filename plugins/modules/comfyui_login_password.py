@@ -170,7 +170,9 @@ created:
 """
 
 import contextlib
+import grp
 import os
+import pwd
 import stat
 import sys
 import tempfile
@@ -329,6 +331,16 @@ def main() -> None:
     except CredentialError as exc:
         module.fail_json(msg=str(exc), **result)
 
+    for kind, name, lookup in (
+        ("user", params["owner"], pwd.getpwnam),
+        ("group", params["group"], grp.getgrnam),
+    ):
+        if name is not None and not str(name).isdigit():
+            try:
+                lookup(name)
+            except KeyError:
+                module.fail_json(msg=f"no {kind} named {name!r} on the target", **result)
+
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         module.fail_json(
@@ -372,7 +384,7 @@ def main() -> None:
                 "state": "absent" if current is None else "present",
                 "hash": describe_hash(current, hash_ok, well_formed),
                 # a file whose first line is not a hash may hold anything: show none of it
-                "user": old_user if well_formed else "(not shown)",
+                "user": old_user if well_formed or current is None else "(not shown)",
             }
         )
         diff["after"].update(

@@ -179,7 +179,9 @@ changed_files:
 """
 
 import contextlib
+import grp
 import os
+import pwd
 import stat
 import tempfile
 
@@ -250,6 +252,20 @@ def check_values(module: AnsibleModule, plan: Plan) -> None:
                 f"{plan.path}: the value of {key} must be a string, number, boolean or null, "
                 f"not a {type(value).__name__}",
             )
+
+
+def check_owner_group(module: AnsibleModule, plan: Plan) -> None:
+    """Fail before any write when the owner or group does not exist."""
+    for kind, name, lookup in (
+        ("user", plan.attrs["owner"], pwd.getpwnam),
+        ("group", plan.attrs["group"], grp.getgrnam),
+    ):
+        if name is None or str(name).isdigit():
+            continue
+        try:
+            lookup(name)
+        except KeyError:
+            fail(module, f"{plan.path}: no {kind} named {name!r} on the target")
 
 
 def read_text(module: AnsibleModule, plan: Plan) -> str | None:
@@ -348,6 +364,7 @@ def main() -> None:
     originals: dict[str, str | None] = {}
     for plan in plans:
         check_values(module, plan)
+        check_owner_group(module, plan)
         if plan.target not in texts:
             texts[plan.target] = originals[plan.target] = read_text(module, plan)
         current = texts[plan.target]

@@ -244,6 +244,8 @@ def test_stale_root_password_file_is_warned_about(run: Runner, login: Path) -> N
         ({"password": PASSWORD, "username": "two\nlines"}, "username"),
         ({"password": PASSWORD, "username": " padded"}, "username"),
         ({}, "password"),
+        ({"password": PASSWORD, "owner": "no-such-user-xyz"}, "no-such-user-xyz"),
+        ({"password": PASSWORD, "group": "no-such-group-xyz"}, "no-such-group-xyz"),
     ],
 )
 def test_bad_input_fails_without_writing(
@@ -290,3 +292,16 @@ def test_missing_bcrypt_names_the_package(
     monkeypatch.setattr(builtins, "__import__", fake_import)
     code, result, _ = run({"path": str(login), "password": PASSWORD})
     assert code == 1 and "python3-bcrypt" in result["msg"]
+
+
+def test_diff_of_a_corrupt_file_shows_none_of_it(run: Runner, login: Path) -> None:
+    password_file = login / "PASSWORD"
+    password_file.write_text("plaintext-pw-in-file\nline-two-secret\n")
+    password_file.chmod(0o600)
+    _, result, raw = run({"path": str(password_file), "password": PASSWORD}, diff=True)
+    assert "plaintext-pw-in-file" not in raw and "line-two-secret" not in raw
+    assert result["diff"]["before"] == {
+        "state": "present",
+        "hash": "(not a bcrypt hash)",
+        "user": "(not shown)",
+    }

@@ -87,3 +87,76 @@ def test_docker_compose_reads_what_we_write(tmp_path: Path) -> None:
     # comes back with every $ doubled.
     decoded = {k: (environment.get(k) or "").replace("$$", "$") for k in values}
     assert decoded == values
+
+
+HAND_WRITTEN = (
+    "# written by hand\n"
+    "export A=old # the key\n"
+    'B="multi\n'
+    'line \\" quote" # after a quoted value\n'
+    "C='single' # comment\n"
+    "A=duplicate\n"
+    "D=keep me # bare with spaces\n"
+)
+
+
+def test_parse_hand_written_files_like_compose() -> None:
+    assert dotenv.parse(HAND_WRITTEN) == {
+        "A": "duplicate",  # the last assignment wins
+        "B": 'multi\nline " quote',
+        "C": "single",
+        "D": "keep me",
+    }
+
+
+def test_unclosed_quote_is_read_as_a_bare_value() -> None:
+    assert dotenv.parse("A='never closed\nB=2\n") == {"A": "'never closed", "B": "2"}
+
+
+def test_update_rewrites_every_assignment_keeping_prefix_and_comment() -> None:
+    new, changed = dotenv.update(HAND_WRITTEN, {"A": "new $A", "B": "one line", "D": "keep me"})
+    assert changed == ["A", "B"]
+    assert new == (
+        "# written by hand\n"
+        "export A='new $A' # the key\n"
+        "B='one line' # after a quoted value\n"
+        "C='single' # comment\n"
+        "A='new $A'\n"
+        "D=keep me # bare with spaces\n"
+    )
+    assert dotenv.parse(new)["A"] == "new $A"
+    assert dotenv.update(new, {"A": "new $A", "B": "one line"}) == (new, [])
+
+
+def test_update_keeps_crlf_line_ends_and_checks_every_key() -> None:
+    assert dotenv.update("X=1\r\nY=2\r\n", {"Y": "3"}) == ("X=1\r\nY=3\r\n", ["Y"])
+    with pytest.raises(ValueError, match="BAD-KEY"):
+        dotenv.update("BAD-KEY=1\n", {"BAD-KEY": "2"})
+
+
+def test_entries_give_line_spans() -> None:
+    spans = [(e.key, e.first, e.last) for e in dotenv.entries(HAND_WRITTEN)]
+    assert spans == [("A", 1, 1), ("B", 2, 3), ("C", 4, 4), ("A", 5, 5), ("D", 6, 6)]
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="docker CLI absent")
+def test_docker_compose_reads_an_updated_hand_written_file(tmp_path: Path) -> None:
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("compose v2 plugin absent (scripts/setup.sh installs it)")
+    values = {"A": AWKWARD["BCRYPT"], "B": AWKWARD["BOTH"], "E": AWKWARD["NEWLINE"]}
+    text, _ = dotenv.update(HAND_WRITTEN, values)
+    (tmp_path / "app.env").write_text(text)
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  app:\n    image: local/debian:12\n    env_file: [./app.env]\n"
+    )
+    out = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    environment = json.loads(out.stdout)["services"]["app"]["environment"]
+    decoded = {k: (v or "").replace("$$", "$") for k, v in environment.items()}
+    assert decoded == {**dotenv.parse(HAND_WRITTEN), **values} == dotenv.parse(text)

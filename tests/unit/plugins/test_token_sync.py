@@ -176,7 +176,7 @@ def test_per_file_mode_owner_group_and_null_mode(run: Runner, tmp_path: Path) ->
     kept.chmod(0o640)
     entries = [
         {"path": str(shared), "values": {"A": "value-a"}, "mode": "0640"},
-        {"path": str(kept), "values": {"X": "2"}, "mode": None},
+        {"path": str(kept), "values": {"X": "two-value"}, "mode": None},
     ]
     if os.geteuid() == 0:
         entries[0].update(owner="nobody", group="nogroup")
@@ -192,13 +192,14 @@ def test_per_file_mode_owner_group_and_null_mode(run: Runner, tmp_path: Path) ->
 
 def test_check_mode_reports_drift_and_writes_nothing(run: Runner, tmp_path: Path) -> None:
     existing = tmp_path / "existing.env"
-    existing.write_text("KEY=old-secret-value\nOTHER=1\n")
+    existing.write_text("KEY=old-secret-value\nOTHER=other-value\n")
     existing.chmod(0o600)
     missing = tmp_path / "missing.env"
     content, mtime = existing.read_bytes(), existing.stat().st_mtime_ns
     _, result, _ = run(
         files(
-            {"path": str(existing), "values": {"KEY": "new-secret-value", "OTHER": "1"}},
+            # (a short value such as "1" would be masked inside paths of the result: no_log)
+            {"path": str(existing), "values": {"KEY": "new-secret-value", "OTHER": "other-value"}},
             {"path": str(missing), "values": {"KEY": "new-secret-value"}},
         ),
         check=True,
@@ -381,3 +382,16 @@ def test_invocation_hides_values(run: Runner, tmp_path: Path) -> None:
     assert logged == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" or "super-secret-token" not in str(
         logged
     )
+
+
+def test_unknown_owner_fails_before_writing(run: Runner, tmp_path: Path) -> None:
+    good = tmp_path / "good.env"
+    new = tmp_path / "new.env"
+    code, result, _ = run(
+        files(
+            {"path": str(good), "values": {"K": "value-1"}},
+            {"path": str(new), "values": {"K": "value-1"}, "owner": "no-such-user-xyz"},
+        )
+    )
+    assert code == 1 and "no-such-user-xyz" in result["msg"] and str(new) in result["msg"]
+    assert not good.exists() and not new.exists()

@@ -1,0 +1,238 @@
+"""The driver against real ansible-runner runs of small local playbooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from genai_stack.driver import Driver, RunRequest, parse_list_hosts
+from genai_stack.events import EventKind, RunEvent
+from genai_stack.locks import HostBusy
+from genai_stack.project import Project, ProjectError
+
+from .conftest import INVENTORY, ROOT, request_for
+
+
+def test_events_arrive_in_order_and_result_is_structured(driver: Driver) -> None:
+    events: list[RunEvent] = []
+    result = driver.run(request_for("ok"), on_event=events.append)
+
+    assert result.status == "successful" and result.rc == 0 and result.ok
+    assert result.failed_tasks == [] and result.error is None
+    assert result.duration_s > 0
+    assert sorted(result.hosts) == ["node-a", "node-b"]
+    assert result.stats["node-a"].changed == 1 and result.stats["node-a"].skipped == 1
+    assert result.stats["node-b"].ok == 3
+
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    kinds = [e.kind for e in events]
+    assert kinds[0] is EventKind.PLAYBOOK_START and events[0].playbook == "ok.yml" or kinds[0] is (
+        EventKind.PLAYBOOK_START
+    )
+    assert kinds[1] is EventKind.PLAY_START and events[1].play == "A run that succeeds"
+    assert kinds[-1] is EventKind.STATS and events[-1].stats is not None
+
+    # each task starts before its host results, in playbook order
+    tasks = [e.task for e in events if e.kind is EventKind.TASK_START]
+    assert tasks == ["Say hello", "Report check mode", "Change something", "Skip on purpose"]
+    for task in tasks:
+        start = next(i for i, e in enumerate(events) if e.kind is EventKind.TASK_START and e.task == task)
+        results = [i for i, e in enumerate(events) if e.host and e.task == task]
+        assert len(results) == 2 and min(results) > start
+    by_task = {(e.task, e.host): e for e in events if e.host}
+    assert by_task[("Change something", "node-a")].kind is EventKind.CHANGED
+    assert by_task[("Skip on purpose", "node-b")].kind is EventKind.SKIPPED
+    assert by_task[("Say hello", "node-a")].message == "hello from node-a"
+    assert by_task[("Report check mode", "node-a")].message == "check_mode=False"
+    # events round-trip through plain dicts (JSON, SQLite)
+    for event in events:
+        assert RunEvent.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+
+
+def test_failed_tasks_are_reported_with_their_messages(driver: Driver) -> None:
+    events: list[RunEvent] = []
+    result = driver.run(request_for("fail"), on_event=events.append)
+
+    assert result.status == "failed" and result.rc == 2 and not result.ok
+    assert len(result.failed_tasks) == 1
+    failed = result.failed_tasks[0]
+    assert failed.host == "node-b" and failed.task == "Break node-b"
+    assert failed.message == "node-b is broken: disk full on /var"
+    assert failed.action == "ansible.builtin.fail" and not failed.unreachable
+    assert result.stats["node-b"].failed == 1 and result.stats["node-a"].failed == 0
+    assert result.stats["node-a"].ignored == 1
+    ignored = [e for e in events if e.kind is EventKind.FAILED and e.ignored]
+    assert {e.host for e in ignored} == {"node-a", "node-b"}
+    assert all(e.message == "this failure is ignored" for e in ignored)
+    assert "failed: [node-b] Break node-b => node-b is broken" in next(
+        e.line() for e in events if e.kind is EventKind.FAILED and not e.ignored
+    )
+
+
+def test_limit_tags_and_check_mode_reach_ansible(driver: Driver) -> None:
+    events: list[RunEvent] = []
+    result = driver.run(request_for("ok", limit="node-a", check=True), on_event=events.append)
+
+    assert result.ok and list(result.stats) == ["node-a"] and result.hosts == ["node-a"]
+    check = next(e for e in events if e.task == "Report check mode" and e.host)
+    assert check.message == "check_mode=True"
+    assert result.artifact_dir is not None
+    command = json.loads((Path(result.artifact_dir) / "command").read_text())["command"]
+    assert "--check" in command
+    assert command[command.index("--limit") + 1] == "node-a"
+    assert result.check is True and result.limit == "node-a"
+
+
+def test_unknown_playbook_is_refused(driver: Driver) -> None:
+    with pytest.raises(ProjectError, match="unknown playbook 'nope'"):
+        driver.start(RunRequest("nope"))
+
+
+def test_syntax_error_is_reported(driver: Driver, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("- hosts: all\n  tasks:\n    - ansible.builtin.nosuchmodule: {}\n")
+    result = driver.run(
+        RunRequest(str(broken), inventory=str(INVENTORY)), lock_hosts=False
+    )
+    assert result.status == "failed" and result.rc != 0
+    assert result.error and "nosuchmodule" in result.error
+
+
+def test_cancel_stops_a_long_pause_from_another_thread(driver: Driver) -> None:
+    seen = threading.Event()
+
+    def on_event(event: RunEvent) -> None:
+        if event.kind is EventKind.TASK_START and event.task == "Wait a long time":
+            seen.set()
+
+    handle = driver.start(request_for("sleep"), on_event=on_event)
+    assert seen.wait(60), "the pause task never started"
+    time.sleep(0.5)
+    started = time.monotonic()
+    threading.Thread(target=handle.cancel).start()
+    result = handle.wait(30)
+    assert result is not None, "cancel did not stop the run"
+    assert time.monotonic() - started < 10
+    assert result.status == "canceled" and result.rc != 0
+    assert result.error == "canceled on request"
+    # the host is free again
+    assert driver.locks.holder("node-a") is None
+
+
+def test_second_run_on_a_busy_host_is_refused(driver: Driver) -> None:
+    seen = threading.Event()
+    handle = driver.start(
+        request_for("sleep", user="alice"),
+        on_event=lambda e: seen.set() if e.kind is EventKind.TASK_START else None,
+    )
+    try:
+        assert seen.wait(60)
+        with pytest.raises(HostBusy) as busy:
+            driver.start(request_for("ok", limit="node-a"))
+        assert busy.value.host == "node-a"
+        assert handle.run_id in str(busy.value) and "alice" in str(busy.value)
+        # another host is free
+        other = driver.run(request_for("ok", limit="node-b"))
+        assert other.ok
+    finally:
+        handle.cancel()
+        handle.wait(30)
+    assert driver.run(request_for("ok", limit="node-a")).ok
+
+
+def test_artifacts_are_rotated(driver: Driver) -> None:
+    ids = [driver.run(request_for("ok", limit="node-a")).run_id for _ in range(5)]
+    kept = [p.name for p in driver.artifact_runs()]
+    assert len(kept) == 3 and kept == ids[-3:]
+    # private data dirs never outlive their run
+    assert not any(driver.private_root.iterdir())
+
+
+def test_secret_vars_never_reach_command_line_artifacts_or_events(driver: Driver) -> None:
+    secret = "s3cr3t-Token-7f1c9a0e-never-print"
+    vault_password = "vault-pass-4b9e2d1c-never-print"
+    events: list[RunEvent] = []
+    seen_files: list[str] = []
+
+    def on_event(event: RunEvent) -> None:
+        events.append(event)
+        if event.kind is EventKind.TASK_START and not seen_files:
+            # while the run goes on, the secret lives in one private 0600 file
+            command = json.loads((driver.artifacts_dir / event.run_id / "command").read_text())
+            argv = command["command"]
+            path = Path(argv[argv.index("-e", argv.index("-e") + 1) + 1].lstrip("@"))
+            mode = stat.S_IMODE(path.stat().st_mode)
+            assert mode == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+            vault_file = Path(command["env"]["ANSIBLE_VAULT_PASSWORD_FILE"])
+            assert stat.S_IMODE(vault_file.stat().st_mode) == 0o600
+            seen_files.extend([str(path), str(vault_file)])
+
+    result = driver.run(
+        request_for(
+            "secret",
+            extra_vars={"plain_value": "visible-plain-value"},
+            secret_vars={"secret_token": secret},
+            vault_password=vault_password,
+        ),
+        on_event=on_event,
+    )
+    assert result.ok, result
+    assert len(seen_files) == 2
+    assert not any(os.path.exists(p) for p in seen_files), "secret files not deleted"
+
+    # the playbook really received the secret (its length) and the plain var
+    shown = next(e for e in events if e.task == "Show a non-secret extra var" and e.host)
+    assert shown.message == f"plain=visible-plain-value length={len(secret)}"
+    careless = next(e for e in events if e.task and e.task.startswith("A careless") and e.host)
+    assert careless.message == "the token is ********"
+    hidden = next(e for e in events if e.task == "Use the secret without logging it" and e.host)
+    assert "hidden" in (hidden.message or "")
+    assert not any(secret in json.dumps(e.to_dict()) for e in events)
+
+    artifact_dir = Path(result.artifact_dir or "")
+    assert (artifact_dir / "job_events").is_dir() and not (artifact_dir / "env").exists()
+    found_plain = False
+    for path in [*artifact_dir.rglob("*"), *driver.state_dir.rglob("*")]:
+        if path.is_file():
+            content = path.read_bytes()
+            assert secret.encode() not in content, f"secret leaked into {path}"
+            assert vault_password.encode() not in content, f"vault password leaked into {path}"
+            found_plain = found_plain or b"visible-plain-value" in content
+    assert found_plain, "the artifacts should still hold the non-secret values"
+
+
+def test_playbooks_and_hosts_of_the_project() -> None:
+    driver = Driver(Project(ROOT))
+    books = driver.playbooks()
+    assert books["site"] == ROOT / "site.yml"
+    assert "gpu_plan" in books and books["gpu_plan"].parent == ROOT / "playbooks"
+    assert driver.project.resolve_playbook("deploy") == ROOT / "site.yml"
+    hosts = driver.hosts_for(RunRequest("site", inventory="inventories/demo/hosts.yml"))
+    assert hosts == ["gpu-host"]
+    inventory = driver.inventory("inventories/demo/hosts.yml")
+    assert "gpu-host" in inventory["_meta"]["hostvars"]
+
+
+def test_parse_list_hosts() -> None:
+    output = """
+playbook: x.yml
+
+  play #1 (all): One\tTAGS: []
+    pattern: ['all']
+    hosts (2):
+      b
+      a
+
+  play #2 (web): Two\tTAGS: []
+    pattern: ['web']
+    hosts (1):
+      c
+"""
+    assert parse_list_hosts(output) == ["b", "a", "c"]
