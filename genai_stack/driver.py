@@ -52,6 +52,7 @@ from genai_stack.secrets import MASK, Masker, SecretFiles, is_sensitive_env, sec
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[RunEvent], None]
+FinishHandler = Callable[[RunResult], None]
 
 #: how often (seconds) ansible-runner polls the cancel callback
 CANCEL_POLL_S = 0.25
@@ -162,7 +163,7 @@ class _Collector:
         event = event_from_runner(self.run_id, data)
         if event is None:
             return True
-        if event.kind is EventKind.PLAYBOOK_START and not event.playbook:
+        if event.kind is EventKind.PLAYBOOK_START:
             event = RunEvent(**{**event.__dict__, "playbook": self.playbook})
         self._record(event)
         if self.on_event is not None:
@@ -292,7 +293,12 @@ class Driver:
         vault_password_file: str | None = None,
     ) -> dict[str, Any]:
         """``ansible-inventory --list`` as JSON, with the playbooks' group_vars applied."""
-        cmd = ["ansible-inventory", "--list", "--playbook-dir", str(self.project.root / "playbooks")]
+        cmd = [
+            "ansible-inventory",
+            "--list",
+            "--playbook-dir",
+            str(self.project.root / "playbooks"),
+        ]
         cmd += self._inventory_args(inventory)
         extra = {"ANSIBLE_VAULT_PASSWORD_FILE": vault_password_file} if vault_password_file else {}
         proc = subprocess.run(
@@ -383,11 +389,13 @@ class Driver:
         run_id: str | None = None,
         lock: HostLock | None = None,
         lock_hosts: bool = True,
+        on_finish: FinishHandler | None = None,
     ) -> RunHandle:
         """Start a run in a thread and return its handle.
 
         With ``lock`` the run owns that lock and releases it when it ends; else, with
         ``lock_hosts``, the request's hosts are locked first (HostBusy raised here, nothing run).
+        ``on_finish`` gets the result in the run's thread before :meth:`RunHandle.wait` returns.
         """
         run_id = run_id or new_run_id()
         playbook = self.project.resolve_playbook(request.playbook)
@@ -398,7 +406,7 @@ class Driver:
         handle.hosts = list(lock.hosts) if lock is not None else []
         thread = threading.Thread(
             target=self._execute,
-            args=(handle, playbook, on_event, lock),
+            args=(handle, playbook, on_event, lock, on_finish),
             name=f"genai-stack-run-{run_id}",
             daemon=True,
         )
@@ -412,6 +420,7 @@ class Driver:
         playbook: Path,
         on_event: EventHandler | None,
         lock: HostLock | None,
+        on_finish: FinishHandler | None = None,
     ) -> None:
         request = handle.request
         run_id = handle.run_id
@@ -488,7 +497,7 @@ class Driver:
             shutil.rmtree(private, ignore_errors=True)
             if lock is not None:
                 lock.release()
-        if status == "canceled" or handle.cancel_requested and status != "successful":
+        if status == "canceled" or (handle.cancel_requested and status != "successful"):
             status = "canceled"
         if error is None and status != "successful":
             error = self._explain(status, rc, collector, request)
@@ -508,6 +517,11 @@ class Driver:
             artifact_dir=str(artifact_dir) if artifact_dir.exists() else None,
             error=error,
         )
+        if on_finish is not None:
+            try:
+                on_finish(result)
+            except Exception:
+                log.exception("finish handler failed on %s", run_id)
         handle._finish(result)
 
     @staticmethod
@@ -579,5 +593,3 @@ def parse_list_hosts(output: str) -> list[str]:
             if name and name not in hosts:
                 hosts.append(name)
     return hosts
-
-

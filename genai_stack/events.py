@@ -104,7 +104,9 @@ class RunEvent:
         values["kind"] = EventKind(str(data["kind"]))
         stats = data.get("stats")
         values["stats"] = (
-            {h: HostStats.from_dict(s) for h, s in stats.items()} if isinstance(stats, dict) else None
+            {h: HostStats.from_dict(s) for h, s in stats.items()}
+            if isinstance(stats, dict)
+            else None
         )
         return cls(**values)
 

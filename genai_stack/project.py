@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,9 @@ class Project:
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         if not _is_project(self.root):
-            raise ProjectError(f"{self.root} is not the genai_stack project (no site.yml/ansible.cfg)")
+            raise ProjectError(
+                f"{self.root} is not the genai_stack project (no site.yml/ansible.cfg)"
+            )
 
     @classmethod
     def discover(cls, root: str | os.PathLike[str] | None = None) -> Project:
@@ -129,6 +132,11 @@ class Project:
             if spec is None or spec.loader is None or not path.is_file():
                 raise ProjectError(f"cannot load {path}")
             module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            sys.modules[spec.name] = module  # dataclasses look their module up there
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(spec.name, None)
+                raise
             self._modules[name] = module
             return module

@@ -56,7 +56,9 @@ class Masker:
     """Replaces known secret values by ``********`` in text and in nested data."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
+        self.secrets = sorted(
+            {s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True
+        )
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
@@ -73,7 +75,9 @@ class Masker:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {self.data(k) if isinstance(k, str) else k: self.data(v) for k, v in value.items()}
+            return {
+                self.data(k) if isinstance(k, str) else k: self.data(v) for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.data(v) for v in value]
         if isinstance(value, tuple):

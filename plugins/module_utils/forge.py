@@ -360,6 +360,10 @@ def normalize(
         inst["checkpoint_dir"] = f"{inst['workspace']}/{CHECKPOINT_SUBDIR}"
         inst["settings_path"] = f"{inst['workspace']}/{inst['settings_file']}"
         inst["ui_config_path"] = f"{inst['workspace']}/{inst['ui_config_file']}"
+        inst["ui_files"] = [
+            {"instance": name, "path": inst["settings_path"], "data": settings},
+            {"instance": name, "path": inst["ui_config_path"], "data": ui_config},
+        ]
         # one GPU is exposed to the container, so CUDA numbers it 0 (see the module docstring)
         inst["gpu_device_id"] = inst["gpus"].index(inst["gpus"][0])
         inst["no_autostart"] = [s for s in NO_AUTOSTART if s != "caddy" or not inst["web_port"]]

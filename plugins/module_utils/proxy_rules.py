@@ -21,7 +21,9 @@ OVERRIDABLE = ("backend_url", "max_body_mb", "timeout_s", "streaming", "websocke
 #: certificate forms: an IIS certificate thumbprint, or nginx certificate + key files
 CERTIFICATE_KINDS = ("thumbprint", "files")
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
 _PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
 _ID = re.compile(r"[^a-z0-9_-]+")
@@ -175,8 +177,16 @@ def _rule(
         # the backend sees the public Host (ComfyUI refuses an Origin that differs from Host)
         "preserve_host": True,
         "headers": [
-            {"name": "X-Forwarded-Proto", "value": "https", "server_variable": "HTTP_X_FORWARDED_PROTO"},
-            {"name": "X-Forwarded-Host", "value": public, "server_variable": "HTTP_X_FORWARDED_HOST"},
+            {
+                "name": "X-Forwarded-Proto",
+                "value": "https",
+                "server_variable": "HTTP_X_FORWARDED_PROTO",
+            },
+            {
+                "name": "X-Forwarded-Host",
+                "value": public,
+                "server_variable": "HTTP_X_FORWARDED_HOST",
+            },
         ],
     }
 
@@ -234,7 +244,9 @@ def compute(
             continue
         for key in change:
             if key not in OVERRIDABLE:
-                problems.append(f"{where}.{key}: cannot be overridden (only {', '.join(OVERRIDABLE)})")
+                problems.append(
+                    f"{where}.{key}: cannot be overridden (only {', '.join(OVERRIDABLE)})"
+                )
         by_name[name][1].update({k: v for k, v in change.items() if k in OVERRIDABLE})
 
     if publish:
@@ -285,10 +297,12 @@ def compute(
             )
     default = None
     if default_certificate:
-        default = _certificate(certificate_kind, default_certificate, var["default_certificate"], problems)
+        default = _certificate(
+            certificate_kind, default_certificate, var["default_certificate"], problems
+        )
     for rule in rules:
         host = rule["hostname"]
-        if host in wanted and wanted[host]:
+        if wanted.get(host):
             rule["certificate"] = _certificate(
                 certificate_kind, wanted[host], f"{var['certificates']}[{host!r}]", problems
             )

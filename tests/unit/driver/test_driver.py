@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,17 @@ from genai_stack.events import EventKind, RunEvent
 from genai_stack.locks import HostBusy
 from genai_stack.project import Project, ProjectError
 
-from .conftest import INVENTORY, ROOT, request_for
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+INVENTORY = HERE / "playbooks" / "hosts.yml"
+MakeRequest = Callable[..., RunRequest]
 
 
-def test_events_arrive_in_order_and_result_is_structured(driver: Driver) -> None:
+def test_events_arrive_in_order_and_result_is_structured(
+    driver: Driver, make_request: MakeRequest
+) -> None:
     events: list[RunEvent] = []
-    result = driver.run(request_for("ok"), on_event=events.append)
+    result = driver.run(make_request("ok"), on_event=events.append)
 
     assert result.status == "successful" and result.rc == 0 and result.ok
     assert result.failed_tasks == [] and result.error is None
@@ -33,9 +39,8 @@ def test_events_arrive_in_order_and_result_is_structured(driver: Driver) -> None
     seqs = [e.seq for e in events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     kinds = [e.kind for e in events]
-    assert kinds[0] is EventKind.PLAYBOOK_START and events[0].playbook == "ok.yml" or kinds[0] is (
-        EventKind.PLAYBOOK_START
-    )
+    assert kinds[0] is EventKind.PLAYBOOK_START
+    assert events[0].playbook == "tests/unit/driver/playbooks/ok.yml"
     assert kinds[1] is EventKind.PLAY_START and events[1].play == "A run that succeeds"
     assert kinds[-1] is EventKind.STATS and events[-1].stats is not None
 
@@ -43,7 +48,9 @@ def test_events_arrive_in_order_and_result_is_structured(driver: Driver) -> None
     tasks = [e.task for e in events if e.kind is EventKind.TASK_START]
     assert tasks == ["Say hello", "Report check mode", "Change something", "Skip on purpose"]
     for task in tasks:
-        start = next(i for i, e in enumerate(events) if e.kind is EventKind.TASK_START and e.task == task)
+        start = next(
+            i for i, e in enumerate(events) if e.kind is EventKind.TASK_START and e.task == task
+        )
         results = [i for i, e in enumerate(events) if e.host and e.task == task]
         assert len(results) == 2 and min(results) > start
     by_task = {(e.task, e.host): e for e in events if e.host}
@@ -56,9 +63,11 @@ def test_events_arrive_in_order_and_result_is_structured(driver: Driver) -> None
         assert RunEvent.from_dict(json.loads(json.dumps(event.to_dict()))) == event
 
 
-def test_failed_tasks_are_reported_with_their_messages(driver: Driver) -> None:
+def test_failed_tasks_are_reported_with_their_messages(
+    driver: Driver, make_request: MakeRequest
+) -> None:
     events: list[RunEvent] = []
-    result = driver.run(request_for("fail"), on_event=events.append)
+    result = driver.run(make_request("fail"), on_event=events.append)
 
     assert result.status == "failed" and result.rc == 2 and not result.ok
     assert len(result.failed_tasks) == 1
@@ -76,9 +85,9 @@ def test_failed_tasks_are_reported_with_their_messages(driver: Driver) -> None:
     )
 
 
-def test_limit_tags_and_check_mode_reach_ansible(driver: Driver) -> None:
+def test_limit_tags_and_check_mode_reach_ansible(driver: Driver, make_request: MakeRequest) -> None:
     events: list[RunEvent] = []
-    result = driver.run(request_for("ok", limit="node-a", check=True), on_event=events.append)
+    result = driver.run(make_request("ok", limit="node-a", check=True), on_event=events.append)
 
     assert result.ok and list(result.stats) == ["node-a"] and result.hosts == ["node-a"]
     check = next(e for e in events if e.task == "Report check mode" and e.host)
@@ -90,7 +99,7 @@ def test_limit_tags_and_check_mode_reach_ansible(driver: Driver) -> None:
     assert result.check is True and result.limit == "node-a"
 
 
-def test_unknown_playbook_is_refused(driver: Driver) -> None:
+def test_unknown_playbook_is_refused(driver: Driver, make_request: MakeRequest) -> None:
     with pytest.raises(ProjectError, match="unknown playbook 'nope'"):
         driver.start(RunRequest("nope"))
 
@@ -98,21 +107,21 @@ def test_unknown_playbook_is_refused(driver: Driver) -> None:
 def test_syntax_error_is_reported(driver: Driver, tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text("- hosts: all\n  tasks:\n    - ansible.builtin.nosuchmodule: {}\n")
-    result = driver.run(
-        RunRequest(str(broken), inventory=str(INVENTORY)), lock_hosts=False
-    )
+    result = driver.run(RunRequest(str(broken), inventory=str(INVENTORY)), lock_hosts=False)
     assert result.status == "failed" and result.rc != 0
     assert result.error and "nosuchmodule" in result.error
 
 
-def test_cancel_stops_a_long_pause_from_another_thread(driver: Driver) -> None:
+def test_cancel_stops_a_long_pause_from_another_thread(
+    driver: Driver, make_request: MakeRequest
+) -> None:
     seen = threading.Event()
 
     def on_event(event: RunEvent) -> None:
         if event.kind is EventKind.TASK_START and event.task == "Wait a long time":
             seen.set()
 
-    handle = driver.start(request_for("sleep"), on_event=on_event)
+    handle = driver.start(make_request("sleep"), on_event=on_event)
     assert seen.wait(60), "the pause task never started"
     time.sleep(0.5)
     started = time.monotonic()
@@ -126,36 +135,38 @@ def test_cancel_stops_a_long_pause_from_another_thread(driver: Driver) -> None:
     assert driver.locks.holder("node-a") is None
 
 
-def test_second_run_on_a_busy_host_is_refused(driver: Driver) -> None:
+def test_second_run_on_a_busy_host_is_refused(driver: Driver, make_request: MakeRequest) -> None:
     seen = threading.Event()
     handle = driver.start(
-        request_for("sleep", user="alice"),
+        make_request("sleep", user="alice"),
         on_event=lambda e: seen.set() if e.kind is EventKind.TASK_START else None,
     )
     try:
         assert seen.wait(60)
         with pytest.raises(HostBusy) as busy:
-            driver.start(request_for("ok", limit="node-a"))
+            driver.start(make_request("ok", limit="node-a"))
         assert busy.value.host == "node-a"
         assert handle.run_id in str(busy.value) and "alice" in str(busy.value)
         # another host is free
-        other = driver.run(request_for("ok", limit="node-b"))
+        other = driver.run(make_request("ok", limit="node-b"))
         assert other.ok
     finally:
         handle.cancel()
         handle.wait(30)
-    assert driver.run(request_for("ok", limit="node-a")).ok
+    assert driver.run(make_request("ok", limit="node-a")).ok
 
 
-def test_artifacts_are_rotated(driver: Driver) -> None:
-    ids = [driver.run(request_for("ok", limit="node-a")).run_id for _ in range(5)]
+def test_artifacts_are_rotated(driver: Driver, make_request: MakeRequest) -> None:
+    ids = [driver.run(make_request("ok", limit="node-a")).run_id for _ in range(5)]
     kept = [p.name for p in driver.artifact_runs()]
     assert len(kept) == 3 and kept == ids[-3:]
     # private data dirs never outlive their run
     assert not any(driver.private_root.iterdir())
 
 
-def test_secret_vars_never_reach_command_line_artifacts_or_events(driver: Driver) -> None:
+def test_secret_vars_never_reach_command_line_artifacts_or_events(
+    driver: Driver, make_request: MakeRequest
+) -> None:
     secret = "s3cr3t-Token-7f1c9a0e-never-print"
     vault_password = "vault-pass-4b9e2d1c-never-print"
     events: list[RunEvent] = []
@@ -167,7 +178,7 @@ def test_secret_vars_never_reach_command_line_artifacts_or_events(driver: Driver
             # while the run goes on, the secret lives in one private 0600 file
             command = json.loads((driver.artifacts_dir / event.run_id / "command").read_text())
             argv = command["command"]
-            path = Path(argv[argv.index("-e", argv.index("-e") + 1) + 1].lstrip("@"))
+            path = Path(next(a for a in argv if a.startswith("@"))[1:])
             mode = stat.S_IMODE(path.stat().st_mode)
             assert mode == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
             vault_file = Path(command["env"]["ANSIBLE_VAULT_PASSWORD_FILE"])
@@ -175,7 +186,7 @@ def test_secret_vars_never_reach_command_line_artifacts_or_events(driver: Driver
             seen_files.extend([str(path), str(vault_file)])
 
     result = driver.run(
-        request_for(
+        make_request(
             "secret",
             extra_vars={"plain_value": "visible-plain-value"},
             secret_vars={"secret_token": secret},

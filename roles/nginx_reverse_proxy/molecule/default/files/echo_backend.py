@@ -27,7 +27,7 @@ class Handler(BaseHTTPRequestHandler):
     service = "echo"
     websocket_paths: tuple[str, ...] = ()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _drain(self) -> int:
@@ -78,7 +78,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Sec-WebSocket-Accept", accept)
         self.end_headers()
         payload = json.dumps(echo).encode()
-        header = bytes([0x81, 126]) + len(payload).to_bytes(2, "big")
+        size = len(payload)
+        header = bytes([0x81, size]) if size < 126 else bytes([0x81, 126]) + size.to_bytes(2, "big")
         self.wfile.write(header + payload)
         self.wfile.flush()
         self.close_connection = True
@@ -116,8 +117,9 @@ def main() -> None:
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--websocket", action="append", default=[])
     args = parser.parse_args()
-    handler = type("EchoHandler", (Handler,), {"service": args.name,
-                                               "websocket_paths": tuple(args.websocket)})
+    handler = type(
+        "EchoHandler", (Handler,), {"service": args.name, "websocket_paths": tuple(args.websocket)}
+    )
     server = ThreadingHTTPServer((args.bind, args.port), handler)
     server.daemon_threads = True
     server.serve_forever()

@@ -1,0 +1,402 @@
+"""The web panel: server-rendered pages over the driver (FastAPI, Jinja, SSE).
+
+Pages: ``/`` hosts, services with live health and the GPU plan, and the run form; ``/runs`` the
+history; ``/runs/<id>`` one run with its live event stream (SSE), per-host stats and failed
+tasks. Everything but ``/login`` and ``/static`` needs a session; every POST checks the CSRF
+token. A run on a host that already has one is refused with HTTP 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+from starlette.middleware.sessions import SessionMiddleware
+
+from genai_stack import stack
+from genai_stack.driver import Driver, DriverError
+from genai_stack.events import RunEvent
+from genai_stack.locks import HostBusy
+from genai_stack.panel import auth
+from genai_stack.panel.config import PanelConfig
+from genai_stack.panel.runs import RunManager, RunRefused
+from genai_stack.panel.store import History, RunRow
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+STATUS_CLASS = {
+    "successful": "ok",
+    "running": "running",
+    "failed": "bad",
+    "error": "bad",
+    "timeout": "bad",
+    "canceled": "warn",
+    "interrupted": "warn",
+}
+
+
+class Cached:
+    """A value recomputed at most every ``ttl`` seconds (one computation at a time)."""
+
+    def __init__(self, ttl: float, compute: Callable[[], Any]) -> None:
+        self.ttl = ttl
+        self.compute = compute
+        self._value: Any = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._value is None or time.monotonic() - self._at > self.ttl:
+                self._value = self.compute()
+                self._at = time.monotonic()
+            return self._value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+def _duration(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(int(round(value)), 60)
+    return f"{minutes} min {seconds:02d} s"
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "–"
+    return value.replace("T", " ").replace("+00:00", " UTC")
+
+
+def _event_json(event: RunEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "kind": event.kind.value,
+        "host": event.host,
+        "task": event.task,
+        "message": event.message,
+        "ignored": event.ignored,
+        "created": event.created,
+        "line": event.line(),
+    }
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths after login (no open redirect)."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def create_app(config: PanelConfig) -> FastAPI:
+    """The panel application. Raises AuthConfigError without credentials or with lax files."""
+    credentials = auth.load_credentials(config.password_file)
+    secret_key = auth.session_key(config.session_key_file)
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    driver = Driver(config.project, config.state_dir, keep_artifacts=config.keep_artifacts,
+                    inventory=config.inventory)  # fmt: skip
+    history = History(config.database)
+    manager = RunManager(driver, history, config.inventory, config.vault_password_file)
+    throttle = auth.LoginThrottle()
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["duration"] = _duration
+    templates.env.filters["when"] = _when
+    templates.env.globals["status_class"] = lambda s: STATUS_CLASS.get(str(s), "")
+
+    def load_stack() -> dict[str, Any]:
+        try:
+            return {"hosts": stack.load(driver, config.inventory), "error": None}
+        except (DriverError, OSError, ValueError) as exc:
+            return {"hosts": [], "error": str(exc)}
+
+    stack_cache = Cached(20.0, load_stack)
+    health_cache = Cached(
+        2.0, lambda: [h.to_dict() for h in stack.check_health(driver, stack_cache.get()["hosts"])]
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stale = history.mark_interrupted()
+        if stale:
+            log.warning("%d run(s) of a previous panel marked interrupted", stale)
+        yield
+        await asyncio.to_thread(manager.shutdown)
+        history.close()
+
+    app = FastAPI(title="genai_stack panel", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)  # fmt: skip
+    app.state.config = config
+    app.state.driver = driver
+    app.state.history = history
+    app.state.manager = manager
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    # added last = outermost: the session is ready for everything above
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret_key,
+        session_cookie="genai_panel",
+        max_age=config.session_max_age,
+        same_site="strict",
+        https_only=config.https_only,
+    )
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    # -- helpers --------------------------------------------------------------------------
+    def csrf_token(request: Request) -> str:
+        token = request.session.get(auth.CSRF_KEY)
+        if not token:
+            token = auth.new_csrf_token()
+            request.session[auth.CSRF_KEY] = token
+        return str(token)
+
+    def user_of(request: Request) -> str | None:
+        user = request.session.get(auth.USER_KEY)
+        return str(user) if user else None
+
+    def login_redirect(request: Request) -> RedirectResponse:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    async def checked_form(request: Request) -> FormData | None:
+        """The POSTed form when its CSRF token (field or header) matches the session's."""
+        form = await request.form()
+        given = form.get(auth.CSRF_FIELD) or request.headers.get(auth.CSRF_HEADER)
+        expected = request.session.get(auth.CSRF_KEY)
+        if not auth.tokens_match(expected, given if isinstance(given, str) else None):
+            return None
+        return form
+
+    def forbidden() -> HTMLResponse:
+        return HTMLResponse("CSRF token missing or invalid", status_code=403)
+
+    def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("user", user_of(request))
+        context["csrf_token"] = csrf_token(request)
+        return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+    def dashboard(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
+        data = stack_cache.get()
+        return render(
+            request,
+            "index.html",
+            status_code,
+            hosts=data["hosts"],
+            stack_error=data["error"],
+            playbooks=manager.playbooks(),
+            recent=history.list(8),
+            inventory=config.inventory or "ansible.cfg default",
+            **context,
+        )
+
+    # -- login ------------------------------------------------------------------------------
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = "/") -> Response:
+        if user_of(request):
+            return RedirectResponse(_safe_next(next), status_code=303)
+        return render(request, "login.html", next=_safe_next(next), error=None)
+
+    @app.post("/login", response_class=HTMLResponse)
+    async def login(request: Request) -> Response:
+        form = await checked_form(request)
+        if form is None:
+            return forbidden()
+        client = request.client.host if request.client else "?"
+        target = _safe_next(str(form.get("next") or "/"))
+        if throttle.blocked(client):
+            return render(request, "login.html", 429, next=target,
+                          error="Too many failed logins; wait a few minutes.")  # fmt: skip
+        user = str(form.get("username") or "")
+        password = str(form.get("password") or "")
+        ok = await asyncio.to_thread(credentials.verify, user, password)
+        if not ok:
+            throttle.failed(client)
+            return render(request, "login.html", 401, next=target,
+                          error="Wrong user name or password.")  # fmt: skip
+        throttle.succeeded(client)
+        request.session.clear()  # a new session on login (no fixation)
+        request.session[auth.USER_KEY] = credentials.user
+        request.session[auth.CSRF_KEY] = auth.new_csrf_token()
+        return RedirectResponse(target, status_code=303)
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        if await checked_form(request) is None:
+            return forbidden()
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    # -- pages ------------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> Response:
+        if not user_of(request):
+            return login_redirect(request)
+        return dashboard(request)
+
+    @app.post("/refresh")
+    async def refresh(request: Request) -> Response:
+        if not user_of(request):
+            return login_redirect(request)
+        if await checked_form(request) is None:
+            return forbidden()
+        stack_cache.clear()
+        health_cache.clear()
+        return RedirectResponse("/", status_code=303)
+
+    @app.get("/api/health")
+    def health(request: Request) -> Response:
+        if not user_of(request):
+            return JSONResponse({"detail": "login required"}, status_code=401)
+        return JSONResponse({"checked_at": time.time(), "services": health_cache.get()})
+
+    @app.get("/api/stack")
+    def stack_json(request: Request) -> Response:
+        if not user_of(request):
+            return JSONResponse({"detail": "login required"}, status_code=401)
+        data = stack_cache.get()
+        return JSONResponse(
+            {"hosts": [h.to_dict() for h in data["hosts"]], "error": data["error"]}
+        )
+
+    @app.post("/runs")
+    async def start_run(request: Request) -> Response:
+        user = user_of(request)
+        if not user:
+            return login_redirect(request)
+        form = await checked_form(request)
+        if form is None:
+            return forbidden()
+        try:
+            run_form = manager.validate(
+                str(form.get("playbook") or ""),
+                str(form.get("limit") or ""),
+                form.get("check") in ("on", "1", "true"),
+                str(form.get("tags") or ""),
+            )
+            run_id = await asyncio.to_thread(manager.start, run_form, user)
+        except HostBusy as exc:
+            return await asyncio.to_thread(
+                dashboard, request, 409, error=str(exc), busy_run=exc.holder.get("run_id")
+            )
+        except RunRefused as exc:
+            return await asyncio.to_thread(dashboard, request, 400, error=str(exc))
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    @app.get("/runs", response_class=HTMLResponse)
+    def runs(request: Request) -> Response:
+        if not user_of(request):
+            return login_redirect(request)
+        return render(request, "runs.html", runs=history.list(200))
+
+    def run_or_404(run_id: str) -> RunRow | None:
+        return history.get(run_id)
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse)
+    def run_page(request: Request, run_id: str) -> Response:
+        if not user_of(request):
+            return login_redirect(request)
+        row = run_or_404(run_id)
+        if row is None:
+            return render(request, "missing.html", 404, run_id=run_id)
+        events = history.events(run_id, 0, 5000)
+        return render(request, "run.html", run=row, events=[_event_json(e) for e in events])
+
+    @app.get("/api/runs/{run_id}")
+    def run_json(request: Request, run_id: str) -> Response:
+        if not user_of(request):
+            return JSONResponse({"detail": "login required"}, status_code=401)
+        row = run_or_404(run_id)
+        if row is None:
+            return JSONResponse({"detail": "no such run"}, status_code=404)
+        return JSONResponse(row.to_dict())
+
+    @app.post("/runs/{run_id}/cancel")
+    async def cancel_run(request: Request, run_id: str) -> Response:
+        if not user_of(request):
+            return login_redirect(request)
+        if await checked_form(request) is None:
+            return forbidden()
+        manager.cancel(run_id)
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    @app.get("/runs/{run_id}/events")
+    async def run_events(request: Request, run_id: str, after: int = 0) -> Response:
+        """Server-sent events: ``run-event`` per event after ``after`` (or Last-Event-ID),
+        then one ``end`` with the run's row once it has finished."""
+        if not user_of(request):
+            return JSONResponse({"detail": "login required"}, status_code=401)
+        if run_or_404(run_id) is None:
+            return JSONResponse({"detail": "no such run"}, status_code=404)
+        last_id = request.headers.get("last-event-id")
+        last = int(last_id) if last_id and last_id.isdigit() else after
+
+        async def stream() -> AsyncIterator[str]:
+            nonlocal last
+            idle = 0.0
+            yield "retry: 2000\n\n"
+            while True:
+                row = await asyncio.to_thread(history.get, run_id)
+                events = await asyncio.to_thread(history.events, run_id, last)
+                for event in events:
+                    last = event.seq
+                    yield f"id: {event.seq}\nevent: run-event\ndata: {json.dumps(_event_json(event))}\n\n"
+                if events:
+                    idle = 0.0
+                    continue
+                if row is None or not row.running:
+                    yield f"event: end\ndata: {json.dumps(row.to_dict() if row else {})}\n\n"
+                    return
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(0.3)
+                idle += 0.3
+                if idle >= 15:
+                    idle = 0.0
+                    yield ": keepalive\n\n"
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    return app

@@ -1,0 +1,143 @@
+"""The panel's credentials, session key and CSRF tokens.
+
+* The admin's credentials live in one 0600 file, ``user:<bcrypt hash>`` (htpasswd's bcrypt
+  form), written by ``genai-stack panel --set-password``; the password itself is never stored.
+* Sessions are signed cookies (Starlette's SessionMiddleware, itsdangerous) with a random key
+  generated on first start into a 0600 file.
+* Every form carries the session's CSRF token; every POST checks it (:func:`check_csrf`).
+* Files holding secrets must not be readable by group or others: the panel refuses to start.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import secrets
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+
+USER_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MIN_PASSWORD_LEN = 12
+CSRF_KEY = "csrf"
+USER_KEY = "user"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+class AuthConfigError(RuntimeError):
+    """Credentials or key files missing, malformed or too permissive."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password_hash: bytes
+
+    def verify(self, user: str, password: str) -> bool:
+        # bcrypt even on a wrong user name, so timing does not tell which one was wrong
+        ok_hash = bcrypt.checkpw(password.encode("utf-8")[:72], self.password_hash)
+        return ok_hash and hmac.compare_digest(user.encode("utf-8"), self.user.encode("utf-8"))
+
+
+def _check_private(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise AuthConfigError(
+            f"{path} is readable by others (mode {mode:04o}); chmod 600 it"
+        )
+
+
+def _write_private(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    os.replace(tmp, path)
+
+
+def set_password(path: Path, user: str, password: str, rounds: int = 12) -> None:
+    """Write ``user:<bcrypt hash>`` to ``path`` (0600)."""
+    if not USER_RE.match(user):
+        raise ValueError("user names are 1-64 letters, digits, '.', '_' or '-'")
+    if len(password) < MIN_PASSWORD_LEN:
+        raise ValueError(f"the password needs at least {MIN_PASSWORD_LEN} characters")
+    if len(password.encode("utf-8")) > 72:
+        raise ValueError("bcrypt uses at most 72 bytes of a password; choose a shorter one")
+    hashed = bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
+    _write_private(path, f"{user}:{hashed}\n")
+
+
+def load_credentials(path: Path) -> Credentials:
+    if not path.is_file():
+        raise AuthConfigError(
+            f"no panel credentials in {path}: run `genai-stack panel --set-password` first"
+        )
+    _check_private(path)
+    line = path.read_text(encoding="utf-8").strip()
+    user, sep, hashed = line.partition(":")
+    if not sep or not USER_RE.match(user) or not hashed.startswith("$2"):
+        raise AuthConfigError(f"{path} must hold one line 'user:<bcrypt hash>'")
+    return Credentials(user, hashed.encode("ascii"))
+
+
+def session_key(path: Path) -> str:
+    """The session signing key, generated (0600) on first start."""
+    if not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(64) + "\n")
+    _check_private(path)
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 32:
+        raise AuthConfigError(f"{path} holds a key too short to sign sessions")
+    return key
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def tokens_match(expected: str | None, given: str | None) -> bool:
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+class LoginThrottle:
+    """At most ``limit`` failed logins per client in ``window`` seconds."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        kept = [t for t in self._failures.get(client, []) if now - t < self.window]
+        self._failures[client] = kept
+        return kept
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            return len(self._recent(client, time.monotonic())) >= self.limit
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._recent(client, now).append(now)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
