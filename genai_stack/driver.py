@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
+import ansible_runner  # type: ignore[import-untyped]
 
 from genai_stack.events import (
     EventKind,

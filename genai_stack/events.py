@@ -100,7 +100,7 @@ class RunEvent:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunEvent:
-        values = {k: data.get(k) for k in cls.__dataclass_fields__ if k in data}
+        values: dict[str, Any] = {k: data.get(k) for k in cls.__dataclass_fields__ if k in data}
         values["kind"] = EventKind(str(data["kind"]))
         stats = data.get("stats")
         values["stats"] = (
@@ -109,6 +109,17 @@ class RunEvent:
             else None
         )
         return cls(**values)
+
+    @property
+    def detail(self) -> str | None:
+        """The output worth showing under the line: a debug task's message, a failure's."""
+        if not self.message:
+            return None
+        if self.kind in (EventKind.FAILED, EventKind.UNREACHABLE, EventKind.ERROR):
+            return self.message if "\n" in self.message.strip() else None
+        if self.kind in (EventKind.OK, EventKind.CHANGED) and (self.action or "").endswith("debug"):
+            return self.message
+        return None
 
     def line(self) -> str:
         """One human line: what the CLI prints and the panel shows."""

@@ -20,7 +20,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
@@ -81,16 +87,16 @@ class Cached:
 
 def _duration(value: float | None) -> str:
     if value is None:
-        return "–"
+        return "\u2013"
     if value < 60:
         return f"{value:.1f} s"
-    minutes, seconds = divmod(int(round(value)), 60)
+    minutes, seconds = divmod(round(value), 60)
     return f"{minutes} min {seconds:02d} s"
 
 
 def _when(value: str | None) -> str:
     if not value:
-        return "–"
+        return "\u2013"
     return value.replace("T", " ").replace("+00:00", " UTC")
 
 
@@ -104,6 +110,7 @@ def _event_json(event: RunEvent) -> dict[str, Any]:
         "ignored": event.ignored,
         "created": event.created,
         "line": event.line(),
+        "detail": event.detail,
     }
 
 
@@ -223,7 +230,7 @@ def create_app(config: PanelConfig) -> FastAPI:
             hosts=data["hosts"],
             stack_error=data["error"],
             playbooks=manager.playbooks(),
-            recent=history.list(8),
+            recent=history.recent(8),
             inventory=config.inventory or "ansible.cfg default",
             **context,
         )
@@ -293,9 +300,7 @@ def create_app(config: PanelConfig) -> FastAPI:
         if not user_of(request):
             return JSONResponse({"detail": "login required"}, status_code=401)
         data = stack_cache.get()
-        return JSONResponse(
-            {"hosts": [h.to_dict() for h in data["hosts"]], "error": data["error"]}
-        )
+        return JSONResponse({"hosts": [h.to_dict() for h in data["hosts"]], "error": data["error"]})
 
     @app.post("/runs")
     async def start_run(request: Request) -> Response:
@@ -325,7 +330,7 @@ def create_app(config: PanelConfig) -> FastAPI:
     def runs(request: Request) -> Response:
         if not user_of(request):
             return login_redirect(request)
-        return render(request, "runs.html", runs=history.list(200))
+        return render(request, "runs.html", runs=history.recent(200))
 
     def run_or_404(run_id: str) -> RunRow | None:
         return history.get(run_id)

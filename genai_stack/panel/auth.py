@@ -48,9 +48,7 @@ class Credentials:
 def _check_private(path: Path) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise AuthConfigError(
-            f"{path} is readable by others (mode {mode:04o}); chmod 600 it"
-        )
+        raise AuthConfigError(f"{path} is readable by others (mode {mode:04o}); chmod 600 it")
 
 
 def _write_private(path: Path, content: str) -> None:

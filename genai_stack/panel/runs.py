@@ -53,7 +53,9 @@ class RunManager:
             raise RunRefused(f"unknown playbook '{playbook}'")
         limit = limit.strip()
         if limit and not LIMIT_RE.match(limit):
-            raise RunRefused("the limit may hold host or group names and the pattern characters : , ! & *")
+            raise RunRefused(
+                "the limit may hold host or group names and the pattern characters : , ! & *"
+            )
         tags = tags.strip().replace(" ", "")
         if tags and not TAGS_RE.match(tags):
             raise RunRefused("tags are names separated by commas")

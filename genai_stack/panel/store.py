@@ -141,7 +141,13 @@ class History:
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO events (run_id, seq, kind, host, data) VALUES (?, ?, ?, ?, ?)",
-                (event.run_id, event.seq, event.kind.value, event.host, json.dumps(event.to_dict())),
+                (
+                    event.run_id,
+                    event.seq,
+                    event.kind.value,
+                    event.host,
+                    json.dumps(event.to_dict()),
+                ),
             )
 
     def finish(self, result: RunResult) -> None:
@@ -175,7 +181,7 @@ class History:
             row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _row(row) if row is not None else None
 
-    def list(self, limit: int = 100) -> list[RunRow]:
+    def recent(self, limit: int = 100) -> list[RunRow]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT ?", (limit,)

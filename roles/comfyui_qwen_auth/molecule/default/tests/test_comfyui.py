@@ -55,14 +55,14 @@ def test_no_secret_in_compose_or_container(host: Any, token: str, container: dic
 def test_container_runs_the_rendered_command(container: dict, compose: dict) -> None:
     assert container["State"]["Running"] and container["State"]["Health"]["Status"] == "healthy"
     service = compose["services"]["comfyui"]
-    assert container["Args"] == service["command"]
-    args = container["Args"]
+    assert [container["Path"], *container["Args"]] == service["entrypoint"] + service["command"]
+    args = service["command"]
     assert args[args.index("--listen") + 1] == "127.0.0.1"
     assert args[args.index("--port") + 1] == str(PORT)
     assert args[args.index("--preview-method") + 1] == "auto"
     assert "--use-split-cross-attention" in args
     assert "--enable-cors-header" not in args  # default: tokens checked on every request
-    assert container["Path"].endswith("/venv/bin/python3")
+    assert service["entrypoint"] == ["/workspace/ComfyUI/venv/bin/python3", "main.py"]
     assert service["network_mode"] == "host" and "deploy" not in service
 
 

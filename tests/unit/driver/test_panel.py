@@ -1,0 +1,360 @@
+"""The panel's HTTP API with FastAPI's TestClient, over real ansible-runner runs.
+
+The panel runs the playbooks of a small project made here (local connection, two hosts), which
+shares the real collection's plugins/ (service model, GPU plan, HTTP checks).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from genai_stack.panel import PanelConfig, create_app
+from genai_stack.panel.auth import AuthConfigError, set_password
+from genai_stack.project import Project
+
+ROOT = Path(__file__).resolve().parents[3]
+PASSWORD = "correct horse battery staple"
+PLAYBOOKS = {
+    "quick": [
+        {
+            "name": "Quick",
+            "hosts": "all",
+            "gather_facts": False,
+            "tasks": [
+                {"name": "Say hi", "ansible.builtin.debug": {"msg": "hi {{ inventory_hostname }}"}},
+                {"name": "Report check mode",
+                 "ansible.builtin.debug": {"msg": "check={{ ansible_check_mode }}"}},
+            ],
+        }
+    ],
+    "broken": [
+        {
+            "name": "Broken",
+            "hosts": "all",
+            "gather_facts": False,
+            "tasks": [{"name": "Fail loudly", "ansible.builtin.fail": {"msg": "the GPU fell off"}}],
+        }
+    ],
+    "slow": [
+        {
+            "name": "Slow",
+            "hosts": "all",
+            "gather_facts": False,
+            "tasks": [{"name": "Wait", "ansible.builtin.pause": {"seconds": 120}}],
+        }
+    ],
+}  # fmt: skip
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        code = 200 if self.path == "/health" else 404
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def health_server() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+
+
+@pytest.fixture
+def project(tmp_path: Path, health_server: int) -> Project:
+    root = tmp_path / "project"
+    (root / "playbooks").mkdir(parents=True)
+    (root / "plugins").symlink_to(ROOT / "plugins")
+    (root / "ansible.cfg").write_text(
+        "[defaults]\ninventory = hosts.yml\nretry_files_enabled = False\n"
+    )
+    (root / "site.yml").write_text(yaml.safe_dump(PLAYBOOKS["quick"]))
+    for name, plays in PLAYBOOKS.items():
+        (root / "playbooks" / f"{name}.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
+    common = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    models = [
+        {"name": "tiny", "model": "Qwen/Qwen3-0.6B", "port": health_server, "gpus": [0],
+         "gpu_memory_utilization": 0.5},
+        {"name": "gone", "model": "Qwen/Qwen3-0.6B", "port": 9, "gpus": [0],
+         "gpu_memory_utilization": 0.4},
+    ]  # fmt: skip
+    inventory = {
+        "all": {
+            "children": {
+                "gpu_hosts": {
+                    "hosts": {
+                        "node-a": {
+                            **common,
+                            "vllm_qwen3_models": models,
+                            "genai_gpus": [
+                                {"index": 0, "name": "Test GPU", "memory_total_mib": 8192}
+                            ],
+                        }
+                    }
+                },
+                "others": {"hosts": {"node-b": common}},
+            }
+        }
+    }
+    (root / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    return Project(root)
+
+
+@pytest.fixture
+def config(tmp_path: Path, project: Project) -> PanelConfig:
+    cfg = PanelConfig.create(project, tmp_path / "state", tmp_path / "secrets", keep_artifacts=5)
+    set_password(cfg.password_file, "admin", PASSWORD, rounds=4)
+    return cfg
+
+
+@pytest.fixture
+def client(config: PanelConfig) -> Iterator[TestClient]:
+    with TestClient(create_app(config), follow_redirects=False) as test_client:
+        yield test_client
+
+
+def csrf(client: TestClient, path: str = "/") -> str:
+    page = client.get(path)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, f"no CSRF token in {path}: {page.status_code}"
+    return match.group(1)
+
+
+def login(client: TestClient, password: str = PASSWORD, user: str = "admin") -> Any:
+    token = csrf(client, "/login")
+    return client.post(
+        "/login", data={"username": user, "password": password, "csrf_token": token, "next": "/"}
+    )
+
+
+@pytest.fixture
+def logged_in(client: TestClient) -> TestClient:
+    assert login(client).status_code == 303
+    return client
+
+
+def start_run(client: TestClient, playbook: str, limit: str = "", check: bool = False) -> Any:
+    data = {"playbook": playbook, "limit": limit, "csrf_token": csrf(client)}
+    if check:
+        data["check"] = "on"
+    return client.post("/runs", data=data)
+
+
+def follow(client: TestClient, run_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Read the run's SSE stream to its end: (events, the final run row)."""
+    events: list[dict[str, Any]] = []
+    end: dict[str, Any] = {}
+    with client.stream("GET", f"/runs/{run_id}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        kind = None
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+                if kind == "run-event":
+                    events.append(data)
+                elif kind == "end":
+                    end = data
+    return events, end
+
+
+# -- authentication ---------------------------------------------------------------------------
+def test_every_page_requires_login(client: TestClient) -> None:
+    for path in ("/", "/runs", "/runs/x"):
+        response = client.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login?next=")
+    for path in ("/api/health", "/api/stack", "/api/runs/x", "/runs/x/events"):
+        assert client.get(path).status_code == 401
+    page = client.get("/login")
+    assert page.status_code == 200 and 'type="password"' in page.text
+
+
+def test_wrong_password_or_user_is_refused(client: TestClient) -> None:
+    response = login(client, password="not the password")
+    assert response.status_code == 401 and "Wrong user name or password" in response.text
+    assert login(client, user="root").status_code == 401
+    assert client.get("/").status_code == 303  # still not logged in
+    response = login(client)
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_session_cookie_and_security_headers(client: TestClient) -> None:
+    response = login(client)
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    page = client.get("/")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_login_is_throttled(client: TestClient) -> None:
+    for _ in range(5):
+        assert login(client, password="wrong").status_code == 401
+    assert login(client).status_code == 429
+
+
+def test_logout_ends_the_session(logged_in: TestClient) -> None:
+    token = csrf(logged_in)
+    assert logged_in.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert logged_in.get("/").status_code == 303
+
+
+def test_open_redirect_after_login_is_refused(client: TestClient) -> None:
+    token = csrf(client, "/login")
+    response = client.post(
+        "/login",
+        data={"username": "admin", "password": PASSWORD, "csrf_token": token,
+              "next": "https://evil.example/"},
+    )  # fmt: skip
+    assert response.headers["location"] == "/"
+
+
+def test_credentials_files_must_be_private(config: PanelConfig) -> None:
+    config.password_file.chmod(0o644)
+    with pytest.raises(AuthConfigError, match="chmod 600"):
+        create_app(config)
+    config.password_file.chmod(0o600)
+    create_app(config)
+    mode = stat.S_IMODE(config.session_key_file.stat().st_mode)
+    assert mode == 0o600
+    assert config.password_file.read_text().startswith("admin:$2b$")
+
+
+# -- CSRF -------------------------------------------------------------------------------------
+def test_every_post_without_csrf_token_is_forbidden(logged_in: TestClient) -> None:
+    posts = [
+        getattr(route, "path", "")
+        for route in logged_in.app.routes  # type: ignore[attr-defined]
+        if "POST" in (getattr(route, "methods", None) or ())
+    ]
+    assert {"/login", "/logout", "/runs", "/runs/{run_id}/cancel", "/refresh"} <= set(posts)
+    for path in posts:
+        url = path.replace("{run_id}", "20260101T000000-abcdef")
+        assert logged_in.post(url, data={"playbook": "quick"}).status_code == 403, path
+        assert (
+            logged_in.post(url, data={"playbook": "quick", "csrf_token": "forged"}).status_code
+            == 403
+        ), path
+    # nothing was started
+    assert "No run yet" in logged_in.get("/runs").text
+
+
+# -- the stack ----------------------------------------------------------------------------------
+def test_dashboard_shows_hosts_services_plan_and_live_health(logged_in: TestClient) -> None:
+    page = logged_in.get("/").text
+    assert "node-a" in page and "node-b" in page
+    assert "tiny" in page and "Test GPU" in page and 'value="0.9"' in page  # meter of GPU 0
+    for name in ("quick", "broken", "slow", "site"):
+        assert f'<option value="{name}"' in page
+    health = logged_in.get("/api/health").json()["services"]
+    by_name = {h["service"]: h for h in health}
+    assert by_name["tiny"]["ok"] is True and by_name["tiny"]["status"] == 200
+    assert by_name["gone"]["ok"] is False and by_name["gone"]["error"]
+    stack = logged_in.get("/api/stack").json()
+    node_a = next(h for h in stack["hosts"] if h["name"] == "node-a")
+    assert node_a["waves"] == [["tiny"], ["gone"]]  # sharing GPU 0: one after the other
+
+
+# -- runs ---------------------------------------------------------------------------------------
+def test_run_streams_events_and_lands_in_history(
+    logged_in: TestClient, config: PanelConfig
+) -> None:
+    response = start_run(logged_in, "quick", limit="node-a", check=True)
+    assert response.status_code == 303, response.text
+    run_id = response.headers["location"].rsplit("/", 1)[1]
+
+    events, end = follow(logged_in, run_id)
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "playbook_start" and kinds[-1] == "stats"
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert any(e["kind"] == "ok" and e["message"] == "check=True" for e in events)
+    assert end["status"] == "successful" and end["rc"] == 0 and end["duration_s"] > 0
+    assert end["hosts"] == ["node-a"] and end["check"] is True and end["user"] == "admin"
+
+    row = logged_in.get(f"/api/runs/{run_id}").json()
+    assert row["status"] == "successful" and row["stats"]["node-a"]["ok"] == 2
+    history = logged_in.get("/runs").text
+    assert run_id in history and "successful" in history
+    assert re.search(r"\d+\.\d s", history), "duration missing from the history"
+    page = logged_in.get(f"/runs/{run_id}").text
+    assert "TASK Say hi" in page and "ok: [node-a] Say hi" in page
+
+
+def test_failed_run_shows_its_failed_tasks(logged_in: TestClient) -> None:
+    response = start_run(logged_in, "broken", limit="node-b")
+    run_id = response.headers["location"].rsplit("/", 1)[1]
+    _, end = follow(logged_in, run_id)
+    assert end["status"] == "failed" and end["rc"] == 2
+    assert end["failed_tasks"] == [
+        {"host": "node-b", "task": "Fail loudly", "message": "the GPU fell off",
+         "play": "Broken", "action": "ansible.builtin.fail", "unreachable": False}
+    ]  # fmt: skip
+    page = logged_in.get(f"/runs/{run_id}").text
+    assert "Fail loudly" in page and "the GPU fell off" in page
+
+
+def test_second_run_on_the_same_host_is_refused_with_409(
+    logged_in: TestClient, config: PanelConfig
+) -> None:
+    response = start_run(logged_in, "slow", limit="node-a")
+    assert response.status_code == 303
+    slow_id = response.headers["location"].rsplit("/", 1)[1]
+    try:
+        busy = start_run(logged_in, "quick", limit="node-a")
+        assert busy.status_code == 409
+        assert "host node-a is busy" in busy.text and slow_id in busy.text
+        # the whole inventory includes node-a: refused too
+        assert start_run(logged_in, "quick").status_code == 409
+        # another host is free
+        other = start_run(logged_in, "quick", limit="node-b")
+        assert other.status_code == 303
+        _, end = follow(logged_in, other.headers["location"].rsplit("/", 1)[1])
+        assert end["status"] == "successful"
+    finally:
+        token = csrf(logged_in, f"/runs/{slow_id}")
+        cancel = logged_in.post(f"/runs/{slow_id}/cancel", data={"csrf_token": token})
+        assert cancel.status_code == 303
+    _, end = follow(logged_in, slow_id)
+    assert end["status"] == "canceled"
+    assert start_run(logged_in, "quick", limit="node-a").status_code == 303
+
+
+def test_bad_run_requests_are_refused(logged_in: TestClient) -> None:
+    assert start_run(logged_in, "../../etc/passwd").status_code == 400
+    assert start_run(logged_in, "quick", limit="@/etc/hosts").status_code == 400
+    response = start_run(logged_in, "quick", limit="no-such-host")
+    assert response.status_code == 400 and "no host" in response.text
+
+
+def test_runs_left_running_by_a_dead_panel_are_marked_interrupted(config: PanelConfig) -> None:
+    from genai_stack.panel.store import History, RunRow
+
+    history = History(config.database)
+    history.create(RunRow(id="r1", playbook="quick", status="running", started_at="2026-01-01"))
+    history.close()
+    with TestClient(create_app(config)) as test_client:
+        login(test_client)
+        assert test_client.get("/api/runs/r1").json()["status"] == "interrupted"
