@@ -12,7 +12,6 @@ setup:  ## docker engine, compose v2, venv, collections, base and stand-in image
 	@bash scripts/setup.sh
 
 demo: setup  ## the whole stack on the local docker with stand-ins
-	@install -d -m 0700 .secrets
 	ansible-playbook site.yml -l gpu-host
 	@bash scripts/demo_summary.sh
 

@@ -63,7 +63,8 @@ def main() -> int:
     if done.returncode != 0:
         print(done.stdout[-3000:], done.stderr[-2000:])
         return 1
-    key = (ROOT / ".secrets" / "demo" / "vllm_api_key").read_text().strip()
+    env_file = next(PROJECT.glob("*.env")).read_text().splitlines()
+    key = next(x for x in env_file if x.startswith("VLLM_API_KEY=")).split("=", 1)[1]
     header = ROOT / ".cache" / "bench-auth-header"
     header.write_text(f"Authorization: Bearer {key}\n")
     header.chmod(0o600)

@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="hosts, services, GPU plan and live health")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--no-health", action="store_true", help="skip the health checks")
+    status.add_argument("--vault-password-file", help="for inventories with vaulted variables")
 
     panel = sub.add_parser("panel", help="serve the web panel (127.0.0.1 by default)")
     panel.add_argument("--host", default="127.0.0.1")
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--secrets-dir", help="admin.bcrypt and session.key (default .secrets/panel)"
     )
     panel.add_argument("--https-only", action="store_true", help="secure cookies (behind TLS)")
+    panel.add_argument("--vault-password-file", help="for inventories with vaulted variables")
     panel.add_argument(
         "--set-password", action="store_true", help="set the admin's password and exit"
     )
@@ -243,7 +245,7 @@ def _status(args: argparse.Namespace, driver: Driver) -> int:
     from genai_stack import stack
 
     try:
-        hosts = stack.load(driver, args.inventory)
+        hosts = stack.load(driver, args.inventory, args.vault_password_file)
     except DriverError as exc:
         print(f"genai-stack: {exc}", file=sys.stderr)
         return 1
@@ -292,6 +294,7 @@ def _panel(args: argparse.Namespace, project: Project) -> int:
         port=args.port,
         https_only=args.https_only,
         keep_artifacts=max(args.keep_artifacts, 1),
+        vault_password_file=args.vault_password_file,
     )
     if args.set_password:
         if args.password_stdin:

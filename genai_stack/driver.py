@@ -17,6 +17,7 @@ its ansible.cfg and collections/. Secrets never reach a command line or an artif
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -164,7 +165,7 @@ class _Collector:
         if event is None:
             return True
         if event.kind is EventKind.PLAYBOOK_START:
-            event = RunEvent(**{**event.__dict__, "playbook": self.playbook})
+            event = dataclasses.replace(event, playbook=self.playbook)
         self._record(event)
         if self.on_event is not None:
             try:

@@ -8,12 +8,12 @@ the kernel drops the lock when its holder dies, so a crashed run never leaves a 
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import os
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -79,7 +79,8 @@ class HostLocks:
     def acquire(self, hosts: list[str], holder: dict[str, Any]) -> HostLock:
         """Lock every host or none; raises :class:`HostBusy` naming the first busy host."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        info = {"pid": os.getpid(), "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), **holder}
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        info = {"pid": os.getpid(), "started_at": now, **holder}
         lock = HostLock(hosts=sorted(set(hosts)), holder=info)
         try:
             for host in lock.hosts:

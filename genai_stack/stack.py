@@ -224,9 +224,11 @@ def host_view(driver: Driver, host: str, hostvars: dict[str, Any], groups: list[
     return view
 
 
-def load(driver: Driver, inventory: str | None = None) -> list[HostView]:
+def load(
+    driver: Driver, inventory: str | None = None, vault_password_file: str | None = None
+) -> list[HostView]:
     """Every host of the inventory, with its services and GPU plan."""
-    data = driver.inventory(inventory)
+    data = driver.inventory(inventory, vault_password_file)
     hostvars: dict[str, dict[str, Any]] = (data.get("_meta") or {}).get("hostvars") or {}
     groups = _groups_of(data)
     names = sorted(set(hostvars) | set(groups))

@@ -134,4 +134,8 @@ for dir in tests/standins/*/; do
   fi
 done
 
+# --- demo vault password (the demo's secret is kept vault-encrypted with it, outside git) -----
+install -d -m 0700 "$ROOT/.secrets" "$ROOT/.secrets/demo"
+[ -s "$ROOT/.secrets/demo/vault-pass" ] || (umask 077; head -c 32 /dev/urandom | base64 >"$ROOT/.secrets/demo/vault-pass")
+
 log "ready: $(docker version -f 'engine {{.Server.Version}}'), $(docker compose version --short 2>/dev/null | sed 's/^/compose /'), $("$VENV/bin/ansible" --version | head -1)"

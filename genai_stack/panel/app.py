@@ -141,7 +141,8 @@ def create_app(config: PanelConfig) -> FastAPI:
 
     def load_stack() -> dict[str, Any]:
         try:
-            return {"hosts": stack.load(driver, config.inventory), "error": None}
+            hosts = stack.load(driver, config.inventory, config.vault_password_file)
+            return {"hosts": hosts, "error": None}
         except (DriverError, OSError, ValueError) as exc:
             return {"hosts": [], "error": str(exc)}
 
@@ -218,6 +219,7 @@ def create_app(config: PanelConfig) -> FastAPI:
 
     def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("user", user_of(request))
+        context.setdefault("section", "stack" if name == "index.html" else "runs")
         context["csrf_token"] = csrf_token(request)
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 

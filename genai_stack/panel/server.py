@@ -28,5 +28,5 @@ def serve(config: PanelConfig) -> None:
         log_level="info",
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=5,
     )

@@ -23,6 +23,12 @@ options:
     description: >-
       C(vllm_api_key), C(comfyui_token), C(forge_username), C(forge_password), C(forge_web_token).
     type: dict
+  refuse:
+    description: >-
+      Credentials every service must now refuse (those before a rotation): gives 401 checks
+      with them instead of the checks above.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -47,9 +53,11 @@ from ansible_collections.myia.genai_stack.plugins.module_utils import services
 
 
 def genai_health_checks(
-    records: list[dict[str, Any]], credentials: dict[str, Any] | None = None
+    records: list[dict[str, Any]], credentials: dict[str, Any] | None = None, refuse: bool = False
 ) -> list[dict[str, Any]]:
     try:
+        if refuse:
+            return services.refusal_checks(list(records), dict(credentials or {}))
         return services.health_checks(list(records), dict(credentials or {}))
     except KeyError as exc:
         raise AnsibleFilterError(

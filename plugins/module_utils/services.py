@@ -192,3 +192,69 @@ def _b64(text: str) -> str:
     import base64
 
     return base64.b64encode(text.encode()).decode()
+
+
+def refusal_checks(
+    records: list[dict[str, Any]], credentials: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Checks that each service refuses ``credentials`` (the ones before a rotation): 401."""
+    checks: list[dict[str, Any]] = []
+    for rec in records:
+        kind, base = rec["kind"], rec["backend_url"]
+        name = f"{rec['name']}: refuses the old credential"
+        if kind == "vllm" and credentials.get("vllm_api_key"):
+            auth = {"type": "bearer", "token": credentials["vllm_api_key"]}
+            checks.append({"name": name, "url": base + "/v1/models", "auth": auth, "status": [401]})
+        elif kind == "comfyui" and credentials.get("comfyui_token"):
+            auth = {"type": "bearer", "token": credentials["comfyui_token"]}
+            checks.append(
+                {"name": name, "url": base + "/system_stats", "auth": auth, "status": [401]}
+            )
+        elif kind == "forge" and credentials.get("forge_password"):
+            basic = f"{credentials.get('forge_username', 'admin')}:{credentials['forge_password']}"
+            checks.append({"name": name, "url": base + "/sdapi/v1/sd-models", "status": [401],
+                           "headers": {"Authorization": "Basic " + _b64(basic)}})  # fmt: skip
+    return checks
+
+
+def _env_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def client_env(
+    records: list[dict[str, Any]], credentials: dict[str, Any], public: bool = False
+) -> dict[str, str]:
+    """The variables a client .env needs (base URLs and credentials), from the records.
+
+    ``public``: base URLs through the reverse proxy (https://hostname) where a record has one.
+    """
+    env: dict[str, str] = {}
+
+    def url(rec: dict[str, Any]) -> str:
+        return (
+            f"https://{rec['hostname']}" if public and rec.get("hostname") else rec["backend_url"]
+        )
+
+    vllm = [r for r in records if r["kind"] == "vllm"]
+    if vllm:
+        env["VLLM_BASE_URL"] = url(vllm[0]) + "/v1"
+        env["VLLM_MODEL"] = vllm[0]["served_model_names"][0]
+        for rec in vllm:
+            env[f"VLLM_{_env_name(rec['name'])}_BASE_URL"] = url(rec) + "/v1"
+            env[f"VLLM_{_env_name(rec['name'])}_MODEL"] = rec["served_model_names"][0]
+        if credentials.get("vllm_api_key"):
+            env["VLLM_API_KEY"] = credentials["vllm_api_key"]
+    for rec in (r for r in records if r["kind"] == "comfyui"):
+        env["COMFYUI_BASE_URL"] = url(rec)
+        if credentials.get("comfyui_token"):
+            env["COMFYUI_TOKEN"] = credentials["comfyui_token"]
+    forge = [r for r in records if r["kind"] == "forge"]
+    for rec in forge:
+        env[f"FORGE_{_env_name(rec['name'])}_BASE_URL"] = url(rec)
+    if forge:
+        env["FORGE_BASE_URL"] = url(forge[0])
+        for key, cred in (("FORGE_USER", "forge_username"), ("FORGE_PASSWORD", "forge_password"),
+                          ("FORGE_WEB_TOKEN", "forge_web_token")):  # fmt: skip
+            if credentials.get(cred):
+                env[key] = credentials[cred]
+    return env

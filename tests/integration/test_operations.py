@@ -42,13 +42,21 @@ def images() -> dict[str, str]:
     return dict(line.split() for line in out.splitlines())
 
 
+def api_key() -> str:
+    line = next(
+        x
+        for x in (PROJECT / "qwen3-micro.env").read_text().splitlines()
+        if x.startswith("VLLM_API_KEY=")
+    )
+    return line.split("=", 1)[1]
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[None]:
-    (ROOT / ".secrets").mkdir(mode=0o700, exist_ok=True)
     done = playbook("site.yml")
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
     yield
@@ -81,7 +89,7 @@ def test_validate_passes_and_writes_a_report(stack: None) -> None:
     assert report["summary"]["failed"] == 0 and report["summary"]["total"] == 18
     names = {e["name"] for e in report["endpoints"]}
     assert "qwen3-mini: tool result answered" in names
-    key = (ROOT / ".secrets" / "demo" / "vllm_api_key").read_text().strip()
+    key = api_key()
     assert key not in done.stdout and key not in json.dumps(report)
 
 
@@ -125,3 +133,41 @@ def test_backup_restore_round_trip(stack: None, tmp_path: Path) -> None:
     done = playbook("playbooks/restore.yml", "-e", f"backup_from={stamp}", env=env)
     assert done.returncode == 0, done.stdout[-4000:]
     assert {p: (digest(p), p.stat().st_mode) for p in files} == before
+
+
+def test_client_env_matches_the_services(stack: None) -> None:
+    env_file = PROJECT.parent / "clients" / "genai.env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    assert values["VLLM_API_KEY"] == api_key()
+    assert values["VLLM_QWEN3_MINI_BASE_URL"] == "http://127.0.0.1:25001/v1"
+    r = requests.get(
+        values["VLLM_BASE_URL"] + "/models",
+        headers={"Authorization": f"Bearer {values['VLLM_API_KEY']}"},
+        timeout=5,
+    )
+    assert r.status_code == 200
+
+
+def test_rotate_tokens_everything_follows_and_nothing_leaks(stack: None) -> None:
+    old = api_key()
+    done = playbook("playbooks/rotate_tokens.yml", "-vvv")
+    assert done.returncode == 0, done.stdout[-5000:]
+    new = api_key()
+    assert new != old
+    output = done.stdout + done.stderr
+    assert old not in output and new not in output, "a credential reached the -vvv output"
+    env_file = PROJECT.parent / "clients" / "genai.env"
+    assert f"VLLM_API_KEY={new}\n" in env_file.read_text()
+    for port in PORTS:
+        url = f"http://127.0.0.1:{port}/v1/models"
+        assert (
+            requests.get(url, headers={"Authorization": f"Bearer {old}"}, timeout=5).status_code
+            == 401
+        )
+        assert (
+            requests.get(url, headers={"Authorization": f"Bearer {new}"}, timeout=5).status_code
+            == 200
+        )
+    done = playbook("site.yml")
+    assert done.returncode == 0 and "changed=0" in done.stdout.splitlines()[-2]
