@@ -400,6 +400,9 @@ class Driver:
         """
         run_id = run_id or new_run_id()
         playbook = self.project.resolve_playbook(request.playbook)
+        both = sorted(set(request.extra_vars) & set(request.secret_vars))
+        if both:
+            raise ValueError(f"variables both plain and secret: {', '.join(both)}")
         handle = RunHandle(run_id, request)
         if lock is None and lock_hosts:
             hosts = self.hosts_for(request)

@@ -153,7 +153,10 @@ def create_app(config: PanelConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stale = history.mark_interrupted()
+        def still_locked(row: RunRow) -> bool:  # by another panel sharing the state dir
+            return any((driver.locks.holder(h) or {}).get("run_id") == row.id for h in row.hosts)
+
+        stale = history.mark_interrupted(keep=still_locked)
         if stale:
             log.warning("%d run(s) of a previous panel marked interrupted", stale)
         yield
@@ -321,8 +324,15 @@ def create_app(config: PanelConfig) -> FastAPI:
             )
             run_id = await asyncio.to_thread(manager.start, run_form, user)
         except HostBusy as exc:
+            holder = str(exc.holder.get("run_id") or "")
+            known = bool(holder) and history.get(holder) is not None
             return await asyncio.to_thread(
-                dashboard, request, 409, error=str(exc), busy_run=exc.holder.get("run_id")
+                dashboard,
+                request,
+                409,
+                error=str(exc),
+                busy=True,
+                busy_run=holder if known else None,
             )
         except RunRefused as exc:
             return await asyncio.to_thread(dashboard, request, 400, error=str(exc))

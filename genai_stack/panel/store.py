@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,14 +167,20 @@ class History:
                 ),
             )
 
-    def mark_interrupted(self) -> int:
-        """Runs left 'running' by a previous process: they are not running any more."""
+    def mark_interrupted(self, keep: Callable[[RunRow], bool] = lambda row: False) -> int:
+        """Runs left 'running' by a panel that stopped are not running any more (unless
+        ``keep`` says they are, e.g. their host locks are still held)."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM runs WHERE status = 'running'").fetchall()
+        stale = [row["id"] for row in rows if not keep(_row(row))]
         with self._tx() as db:
-            cur = db.execute(
-                "UPDATE runs SET status = 'interrupted', error = 'the panel stopped during the run'"
-                " WHERE status = 'running'"
-            )
-            return cur.rowcount
+            for run_id in stale:
+                db.execute(
+                    "UPDATE runs SET status = 'interrupted',"
+                    " error = 'the panel stopped during the run' WHERE id = ?",
+                    (run_id,),
+                )
+        return len(stale)
 
     def get(self, run_id: str) -> RunRow | None:
         with self._lock:

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from genai_stack.driver import Driver, RunRequest
 from genai_stack.panel.auth import set_password
+from genai_stack.project import Project
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +59,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def panel(tmp_path: Path) -> Iterator[str]:
+    """The panel's base URL; its state directory is tmp_path/state."""
     secrets = tmp_path / "secrets"
     set_password(secrets / "admin.bcrypt", "admin", PASSWORD)
     port = free_port()
@@ -101,6 +104,7 @@ def panel(tmp_path: Path) -> Iterator[str]:
 def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    state_dir = tmp_path / "state"
     playbook = "validate" if (ROOT / "playbooks" / "validate.yml").exists() else "gpu_plan"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
@@ -136,31 +140,30 @@ def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
             expect(health).to_have_text(re.compile(r"^(up|down) "), timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "panel-e2e-stack.png"), full_page=True)
 
-            # start the run; the page follows it live
+            # a run from elsewhere (the CLI, say) holds the host: the panel refuses with 409
+            driver = Driver(Project(ROOT), state_dir)
+            other = RunRequest(playbook, limit=HOST, user="ops-cli")
+            with driver.lock_hosts([HOST], "20260101T000000-c0ffee", other):
+                page.select_option("#playbook", playbook)
+                page.fill("#limit", HOST)
+                with page.expect_response(lambda r: r.url.endswith("/runs")) as posted:
+                    page.click("#run-button")
+                assert posted.value.status == 409
+                refusal = page.locator("#run-error")
+                expect(refusal).to_contain_text(
+                    f"host {HOST} is busy: run 20260101T000000-c0ffee ({playbook}) started by ops-cli"
+                )
+                page.screenshot(path=str(ARTIFACTS / "panel-e2e-busy.png"), full_page=True)
+
+            # the host is free again: start the run; the page follows it live
             page.select_option("#playbook", playbook)
             page.fill("#limit", HOST)
             page.click("#run-button")
             expect(page).to_have_url(re.compile(r"/runs/\d{8}T\d{6}-[0-9a-f]{6}$"))
-            run_url = page.url
+            run_id = page.url.rsplit("/", 1)[1]
             run = page.locator("#run")
             assert run.get_attribute("data-status") == "running", "the run ended before its page"
             rendered = page.locator("#events li").count()
-
-            # a second run on the busy host is refused, on the page, with 409
-            other = context.new_page()
-            other.goto(panel + "/")
-            other.select_option("#playbook", playbook)
-            other.fill("#limit", HOST)
-            with other.expect_response(lambda r: r.url.endswith("/runs")) as posted:
-                other.click("#run-button")
-            if run.get_attribute("data-status") == "running":
-                assert posted.value.status == 409
-                expect(other.locator("#run-error")).to_contain_text(f"host {HOST} is busy")
-                expect(other.locator("#run-error a")).to_have_attribute(
-                    "href", run_url.removeprefix(panel)
-                )
-                other.screenshot(path=str(ARTIFACTS / "panel-e2e-busy.png"), full_page=True)
-            other.close()
 
             # events arrive while it runs, then the result replaces the live status
             expect(page.locator("#events li.task_start").first).to_be_visible()
@@ -182,7 +185,7 @@ def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
 
             # the history lists it with its status and duration
             page.goto(panel + "/runs")
-            row = page.locator("table.runs tbody tr").first
+            row = page.locator("table.runs tbody tr", has_text=run_id)
             expect(row).to_contain_text(playbook)
             expect(row.locator(".status")).to_have_text(final)
             expect(row.locator("td").last).to_have_text(re.compile(r"\d+(\.\d)? s|min"))

@@ -350,11 +350,19 @@ def test_bad_run_requests_are_refused(logged_in: TestClient) -> None:
 
 
 def test_runs_left_running_by_a_dead_panel_are_marked_interrupted(config: PanelConfig) -> None:
+    from genai_stack.driver import Driver, RunRequest
     from genai_stack.panel.store import History, RunRow
 
     history = History(config.database)
     history.create(RunRow(id="r1", playbook="quick", status="running", started_at="2026-01-01"))
+    row = RunRow(id="r2", playbook="slow", status="running", started_at="2026-01-01",
+                 hosts=["node-a"])  # fmt: skip
+    history.create(row)
     history.close()
-    with TestClient(create_app(config)) as test_client:
+    # r2's host is still locked by r2 (another panel on the same state dir): left running
+    driver = Driver(config.project, config.state_dir)
+    lock = driver.lock_hosts(["node-a"], "r2", RunRequest("slow"))
+    with lock, TestClient(create_app(config)) as test_client:
         login(test_client)
         assert test_client.get("/api/runs/r1").json()["status"] == "interrupted"
+        assert test_client.get("/api/runs/r2").json()["status"] == "running"

@@ -247,3 +247,9 @@ playbook: x.yml
       c
 """
     assert parse_list_hosts(output) == ["b", "a", "c"]
+
+
+def test_a_variable_is_either_plain_or_secret(driver: Driver) -> None:
+    request = RunRequest("site", extra_vars={"token": "a"}, secret_vars={"token": "bbbb"})
+    with pytest.raises(ValueError, match="both plain and secret: token"):
+        driver.start(request)
