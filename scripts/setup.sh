@@ -34,6 +34,8 @@ command -v docker >/dev/null || need+=(docker.io)
 command -v dockerd >/dev/null || docker info >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
+[ -x /usr/bin/chromium ] || need+=(chromium)       # the panel's browser test (Playwright drives it)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing Debian packages: ${need[*]}"
   apt_install $(printf '%s\n' "${need[@]}" | sort -u)
@@ -76,12 +78,13 @@ cp -fL "$compose_bin" "$CACHE/cli-plugins/docker-compose"
 cp -fL "$(command -v docker)" "$CACHE/bin/docker"
 
 # --- Python venv ---------------------------------------------------------------------------
-HASH=$(hash_of requirements.txt)
+HASH=$(hash_of requirements.txt pyproject.toml)
 make_venv() {
   log "creating the venv from requirements.txt"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -r requirements.txt
+  "$VENV/bin/pip" install -q --no-deps -e .   # the genai-stack CLI and panel
 }
 stamped venv make_venv
 

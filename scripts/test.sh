@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite as one pytest run (one summary line; no test collected = failure):
-#   tests/lint      yamllint, ansible-lint (production profile), ruff, syntax checks
+#   tests/lint         yamllint, ansible-lint (production profile), ruff, syntax checks
 #   tests/unit         plugins, filters, stand-ins, driver
 #   tests/integration  the playbooks on a real local stack (site, validate, update, backup)
-#   tests/molecule  every role's molecule scenario on local/debian:12 and :13
-# Usage: scripts/test.sh [lint|unit|molecule] [extra pytest args]
+#   tests/e2e          the web panel in a real headless chromium
+#   tests/molecule     every role's molecule scenario on local/debian:12 and :13
+# Usage: scripts/test.sh [lint|unit|integration|e2e|molecule] [extra pytest args]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$ROOT/collections"
 export PATH="$ROOT/.venv/bin:$PATH" GENAI_CACHE="$ROOT/.cache"
 case "${1:-all}" in
-  lint|unit|integration|molecule) paths=("tests/$1"); shift ;;
-  all) paths=(tests/lint tests/unit tests/integration tests/molecule); [ $# -gt 0 ] && shift ;;
+  lint|unit|integration|e2e|molecule) paths=("tests/$1"); shift ;;
+  all) paths=(tests/lint tests/unit tests/integration tests/e2e tests/molecule); [ $# -gt 0 ] && shift ;;
   *) paths=() ;;
 esac
 exec pytest -p no:cacheprovider -ra "${paths[@]}" "$@"

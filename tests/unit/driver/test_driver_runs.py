@@ -157,7 +157,8 @@ def test_second_run_on_a_busy_host_is_refused(driver: Driver, make_request: Make
 
 
 def test_artifacts_are_rotated(driver: Driver, make_request: MakeRequest) -> None:
-    ids = [driver.run(make_request("ok", limit="node-a")).run_id for _ in range(5)]
+    request = make_request("ok", limit="node-a")
+    ids = [driver.run(request, lock_hosts=False).run_id for _ in range(4)]
     kept = [p.name for p in driver.artifact_runs()]
     assert len(kept) == 3 and kept == ids[-3:]
     # private data dirs never outlive their run
