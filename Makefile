@@ -3,8 +3,6 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
-MOLECULE_ROLES ?= vllm_qwen3
-MOLECULE_DISTROS ?= 12 13
 
 .PHONY: setup demo demo-down test lint unit molecule bench
 

@@ -380,6 +380,16 @@ def test_origin_only_middleware_rejects_foreign_origin_on_loopback(server: Serve
     assert same.status_code == 200
 
 
+def test_refused_post_keeps_a_kept_alive_connection_usable(server: Server) -> None:
+    with requests.Session() as session:
+        refused = session.post(server.url + "/prompt", json={"prompt": {"x": 1}}, timeout=5)
+        assert refused.status_code == 401
+        again = session.get(
+            server.url + "/system_stats", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+        )
+        assert again.status_code == 200
+
+
 def test_options_passes_without_token(server: Server) -> None:
     response = requests.options(server.url + "/prompt", timeout=5)
     assert response.status_code == 200

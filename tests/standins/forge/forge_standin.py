@@ -672,7 +672,10 @@ class BaseHandler(BaseHTTPRequestHandler):
         elif isinstance(body, str):
             data, ctype = body.encode("utf-8"), "text/plain; charset=utf-8"
         else:
-            data, ctype = json.dumps(body, separators=(",", ":")).encode("utf-8"), "application/json"
+            data, ctype = (
+                json.dumps(body, separators=(",", ":")).encode("utf-8"),
+                "application/json",
+            )
         headers = dict(headers or {})
         ctype = headers.pop("Content-Type", ctype)
         self.send_response(status)
@@ -991,9 +994,7 @@ def main(environ: dict[str, str] | None = None) -> int:
     args = make_parser().parse_args(argv)  # exits 2 on an unknown flag or a bad value
     try:
         forge = Forge(args, argv, env)
-    except ValueError as exc:
-        return crash("ValueError", str(exc))
-    except OSError as exc:
+    except (ValueError, OSError) as exc:  # bad --api-auth, a broken settings file
         return crash(type(exc).__name__, str(exc))
     gpu = forge.gpu
     no_gpu_ok = args.skip_torch_cuda_test or args.always_cpu

@@ -282,6 +282,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def send(self, reply: Reply) -> None:
+        self.body()  # drain an unread request body, so a kept-alive connection stays in sync
         self.send_response(reply.status)
         headers = {**reply.headers}
         if reply.status not in (101, 204, 304):

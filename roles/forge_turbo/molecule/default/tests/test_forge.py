@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -94,7 +93,9 @@ def test_forge_gets_the_planned_gpu_as_device_0(instance: dict) -> None:
 def test_forge_listens_on_loopback_with_the_turbo_flags(instance: dict) -> None:
     got = report(instance)
     assert got["server_name"] == "127.0.0.1" and got["port"] == instance["port"]
-    assert got["listen"] and got["api"] and got["api_log"] and got["cuda_malloc"] and got["xformers"]
+    assert (
+        got["listen"] and got["api"] and got["api_log"] and got["cuda_malloc"] and got["xformers"]
+    )
     assert got["api_auth_users"] == [USER] and got["gradio_auth_users"] == [USER]
     argv = got["argv"]
     assert argv[: argv.index("--api")] == [
@@ -119,7 +120,9 @@ def test_image_extras_that_would_bind_host_ports_are_off(instance: dict) -> None
 
 
 @pytest.mark.parametrize("instance", INSTANCES, ids=IDS)
-@pytest.mark.parametrize("path", ["/sdapi/v1/sd-models", "/sdapi/v1/cmd-flags", "/sdapi/v1/options"])
+@pytest.mark.parametrize(
+    "path", ["/sdapi/v1/sd-models", "/sdapi/v1/cmd-flags", "/sdapi/v1/options"]
+)
 def test_api_refuses_requests_without_credentials(instance: dict, path: str) -> None:
     r = requests.get(base(instance) + path, timeout=5)
     assert r.status_code == 401
@@ -188,7 +191,10 @@ def test_main_instance_keeps_its_own_settings(host: Any) -> None:
 @pytest.mark.parametrize("instance", INSTANCES, ids=IDS)
 def test_workspace_files_belong_to_the_forge_user(host: Any, instance: dict) -> None:
     assert report(instance)["uid"] == 1000
-    for path in (workspace(instance), f"{workspace(instance)}/{instance.get('settings_file', 'config-turbo.json')}"):
+    for path in (
+        workspace(instance),
+        f"{workspace(instance)}/{instance.get('settings_file', 'config-turbo.json')}",
+    ):
         assert host.file(path).uid == 1000
 
 
@@ -197,7 +203,9 @@ def test_secrets_only_in_the_private_env_file(host: Any, compose: dict, instance
     env = host.file(f"{ROOT_DIR}/{instance['name']}.env")
     assert env.mode == 0o600 and env.user == "root"
     content = env.content_string
-    assert f"--api-auth {USER}:{PASSWORD}" in content and f"--gradio-auth {USER}:{PASSWORD}" in content
+    assert (
+        f"--api-auth {USER}:{PASSWORD}" in content and f"--gradio-auth {USER}:{PASSWORD}" in content
+    )
     assert f"WEB_TOKEN={TOKEN}" in content and f"WEB_PASSWORD={PASSWORD}" in content
     text = host.file(f"{ROOT_DIR}/compose.yaml").content_string
     assert not any(secret in text for secret in SECRETS)

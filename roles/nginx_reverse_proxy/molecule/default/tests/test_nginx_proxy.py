@@ -180,8 +180,8 @@ def test_vllm_streams_without_buffering() -> None:
     total = time.monotonic() - start
     assert first.startswith(b"data: ")
     assert rest.count(b"data: ") == 2
-    # buffered, the first event would arrive with the last one (~0.8 s later)
-    assert first_at < 0.3 < total, (first_at, total)
+    # the backend sends the events 0.4 s apart; buffered, the first would come with the last
+    assert total - first_at > 0.5, (first_at, total)
 
 
 def test_read_timeout_from_the_record() -> None:
@@ -189,8 +189,9 @@ def test_read_timeout_from_the_record() -> None:
     start = time.monotonic()
     response = https(BY_KIND["forge"]["hostname"], path="/sleep?s=3")
     elapsed = time.monotonic() - start
+    # 504, not the backend's 200 at 3 s; and not an immediate failure either
     assert response.status == 504
-    assert 1.5 < elapsed < 2.9, elapsed
+    assert elapsed > 1.5, elapsed
     assert echo(BY_KIND["comfyui"]["hostname"], path="/sleep?s=3")["path"] == "/sleep"
 
 

@@ -1,0 +1,457 @@
+"""Forge instances (module_utils/forge.py, filter/forge_args.py) and the role's compose file.
+
+The compose test renders roles/forge_turbo/templates/compose.yaml.j2 with ansible (GPU
+reservations on, as on a real GPU host, and off, as in CI) and lets `docker compose config` judge.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ansible_collections.myia.genai_stack.plugins.filter import forge_args as filters
+from ansible_collections.myia.genai_stack.plugins.module_utils import forge
+from ansible_collections.myia.genai_stack.plugins.module_utils import gpu_plan as engine
+
+ROOT = Path(__file__).resolve().parents[3]
+ROLE = ROOT / "roles" / "forge_turbo"
+DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+SHA = "516f2ffacfc71759ab41fd8dde821f4a33ded693d2d625a1edc5fa0c30f17552"
+ROLE_DEFAULTS = {
+    "image": "ghcr.io/ai-dock/stable-diffusion-webui-forge:latest-cuda",
+    "root_dir": "/opt/genai/forge",
+    "turbo_ui_settings": DEFAULTS["forge_turbo_ui_settings"],
+    "turbo_ui_config": DEFAULTS["forge_turbo_ui_config"],
+}
+CHECKPOINT = {
+    "name": "sd_xl_turbo_1.0_fp16.safetensors",
+    "url": "https://huggingface.co/stabilityai/sdxl-turbo/resolve/main/sd_xl_turbo_1.0_fp16.safetensors",
+    "sha256": SHA,
+}
+USER, PASSWORD, TOKEN = "forge", "p4ssword-0123456789", "t0ken-0123456789abcdef"
+
+
+def user_stack() -> list[dict[str, Any]]:
+    """The user's two instances: turbo on GPU 1 (17861), the main Forge on GPU 0 (36525)."""
+    return [
+        {
+            "name": "turbo",
+            "port": 17861,
+            "gpus": [1],
+            "checkpoint": CHECKPOINT,
+            "hostname": "turbo.stable-diffusion-webui-forge.myia.io",
+        },
+        {
+            "name": "main",
+            "port": 36525,
+            "gpus": [0],
+            "memory_share": 0.5,
+            "sdxl_turbo": False,
+            "settings_file": "config.json",
+            "ui_config_file": "ui-config.json",
+            "hostname": "stable-diffusion-webui-forge.myia.io",
+        },
+    ]
+
+
+def checked(instances: list[dict[str, Any]] | None = None, **kw: Any) -> list[dict[str, Any]]:
+    return forge.normalize(instances or user_stack(), ROLE_DEFAULTS, **kw)
+
+
+def problems_of(instances: Any, **kw: Any) -> str:
+    with pytest.raises(forge.ForgeSpecError) as err:
+        forge.normalize(instances, ROLE_DEFAULTS, **kw)
+    return str(err.value)
+
+
+# ---------------------------------------------------------------------------- normalize
+
+
+def test_user_stack_is_filled_in() -> None:
+    turbo, main = checked()
+    assert turbo["image"] == ROLE_DEFAULTS["image"] and turbo["memory_share"] == 0.3
+    assert turbo["workspace"] == "/opt/genai/forge/turbo/workspace"
+    assert turbo["checkpoint_dir"] == (
+        "/opt/genai/forge/turbo/workspace/storage/stable_diffusion/models/ckpt"
+    )
+    assert turbo["settings_path"] == "/opt/genai/forge/turbo/workspace/config-turbo.json"
+    assert turbo["ui_settings"]["sd_model_checkpoint"] == CHECKPOINT["name"]
+    assert turbo["ui_settings"]["forge_preset"] == "xl" and turbo["ui_settings"]["xl_t2i_cfg"] == 1
+    assert turbo["ui_config"]["txt2img/Sampling steps/value"] == 1
+    assert main["ui_settings"] == {} and main["ui_config"] == {}
+    assert turbo["gpu_wish"] == {
+        "service": "turbo",
+        "source": "forge_turbo_instances[0]",
+        "gpus": [1],
+        "memory_share": 0.3,
+        "port": 17861,
+        "bind_address": "127.0.0.1",
+    }
+    assert [p["path"] for p in main["ui_files"]] == [
+        "/opt/genai/forge/main/workspace/config.json",
+        "/opt/genai/forge/main/workspace/ui-config.json",
+    ]
+
+
+def test_the_gpu_device_id_is_the_index_inside_the_container() -> None:
+    """Host GPU 1 is reserved for turbo: the container sees one GPU, CUDA device 0."""
+    turbo, main = checked()
+    assert turbo["gpus"] == [1] and turbo["gpu_device_id"] == 0
+    assert main["gpus"] == [0] and main["gpu_device_id"] == 0
+
+
+def test_image_tag_override_and_instance_settings() -> None:
+    (one,) = checked(
+        [
+            {
+                "name": "x",
+                "port": 1,
+                "gpus": [0],
+                "image_tag": "v2-cuda-12.1.1-base-22.04",
+                "ui_settings": {"xl_t2i_cfg": 1.5},
+                "workspace": "/srv/forge/",
+            }
+        ]
+    )
+    assert one["image"] == "ghcr.io/ai-dock/stable-diffusion-webui-forge:v2-cuda-12.1.1-base-22.04"
+    assert one["ui_settings"]["xl_t2i_cfg"] == 1.5 and one["ui_settings"]["forge_preset"] == "xl"
+    assert one["workspace"] == "/srv/forge"
+
+
+def test_settings_hash_follows_the_managed_keys_only() -> None:
+    base = checked()[0]["settings_hash"]
+    changed = user_stack()
+    changed[0]["ui_settings"] = {"xl_t2i_cfg": 2.0}
+    assert checked(changed)[0]["settings_hash"] != base
+    changed = user_stack()
+    changed[0]["args_extra"] = ["--no-hashing"]
+    assert checked(changed)[0]["settings_hash"] == base
+
+
+def test_caddy_runs_only_with_a_web_port() -> None:
+    stack = user_stack()
+    stack[0]["web_port"] = 17862
+    turbo, main = checked(stack)
+    assert "caddy" not in turbo["no_autostart"] and "sshd" in turbo["no_autostart"]
+    assert "caddy" in main["no_autostart"] and "quicktunnel" in main["no_autostart"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"gpus": [0, 1]}, "forge_turbo_instances[0].gpus must list exactly one GPU index"),
+        ({"gpus": []}, "missing forge_turbo_instances[0].gpus"),
+        ({"memory_share": 1.5}, "forge_turbo_instances[0].memory_share 1.5 must be in (0, 1]"),
+        ({"port": 36525}, "forge_turbo_instances[1].port 36525 is already used by forge_turbo_instances[0].port"),
+        ({"web_port": 36525}, "forge_turbo_instances[1].port 36525 is already used by forge_turbo_instances[0].web_port"),
+        ({"name": "main"}, "duplicate name, also forge_turbo_instances[0].name"),
+        ({"name": "Turbo!"}, "forge_turbo_instances[0].name must be lower-case"),
+        ({"args_extra": ["--bogus"]}, "args_extra[0] '--bogus' is not a Forge flag"),
+        ({"args_extra": ["--api-auth", "a:b"]}, "args_extra[0] '--api-auth' is set by the role"),
+        ({"args_extra": ["--port=1"]}, "'--port' is set by the role"),
+        ({"args_extra": ["--theme dark"]}, "may not hold spaces"),
+        ({"checkpoint": {"name": "../x.safetensors"}}, "checkpoint.name '../x.safetensors' must be"),
+        ({"checkpoint": {"name": "a.safetensors", "url": "ftp://x/a"}}, "must be an http(s):// or file:// URL"),
+        ({"checkpoint": {"name": "a.safetensors", "sha256": "abc"}}, "sha256 must be 64 hexadecimal digits"),
+        ({"colour": "red"}, "unknown key(s) colour"),
+        ({"env": {"FORGE_ARGS": "--x"}}, "env.FORGE_ARGS is not allowed"),
+        ({"image_tag": "bad tag"}, "image_tag 'bad tag' is not a valid image tag"),
+        ({"settings_file": "../config.json"}, "settings_file '../config.json' must be a plain .json"),
+    ],
+)  # fmt: skip
+def test_bad_instances_name_the_variable(change: dict[str, Any], message: str) -> None:
+    stack = user_stack()
+    stack[0].update(change)
+    assert message in problems_of(stack)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    stack = user_stack()
+    stack[0].update(gpus=[0, 1], port=36525)
+    stack[1].update(memory_share=0)
+    text = problems_of(stack)
+    assert text.count("\n- ") == 3
+
+
+def test_a_url_needs_a_sha256_unless_nothing_is_downloaded() -> None:
+    stack = user_stack()
+    stack[0]["checkpoint"] = {**CHECKPOINT, "sha256": ""}
+    assert "forge_turbo_instances[0].checkpoint.sha256 is required" in problems_of(stack)
+    assert checked(stack, require_sha256=False)[0]["checkpoint"]["sha256"] is None
+
+
+def test_empty_or_not_a_list() -> None:
+    assert "must be a non-empty list" in problems_of([])
+    assert "must be a mapping" in problems_of(["turbo"])
+
+
+def test_role_default_instance_wants_the_checkpoint_sha256() -> None:
+    """The default turbo instance downloads SDXL Turbo: without its sha256 the role refuses."""
+    (instance,) = DEFAULTS["forge_turbo_instances"]
+    instance = {**instance, "checkpoint": {**CHECKPOINT, "sha256": ""}}
+    assert "checkpoint.sha256 is required" in problems_of([instance])
+    (turbo,) = checked([{**instance, "checkpoint": CHECKPOINT}])
+    assert (turbo["port"], turbo["gpus"], turbo["gpu_device_id"]) == (17861, [1], 0)
+
+
+def test_gpu_plan_accepts_the_user_stack_and_refuses_an_overfull_gpu() -> None:
+    wishes = [i["gpu_wish"] for i in checked()]
+    plan = engine.plan(wishes, [0, 1, 2])
+    assert plan["services"]["turbo"]["gpus"] == [1] and plan["waves"] == [["turbo", "main"]]
+    stack = user_stack()
+    stack[1].update(gpus=[1], memory_share=0.8)
+    with pytest.raises(engine.GpuPlanError, match=r"GPU 1: memory shares sum to 1.1"):
+        engine.plan([i["gpu_wish"] for i in checked(stack)], [0, 1, 2])
+    with pytest.raises(engine.GpuPlanError, match="GPU 1 does not exist"):
+        engine.plan(wishes, [0])
+
+
+# ---------------------------------------------------------------------------- credentials
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "token", "message"),
+    [
+        ("forge", "short", TOKEN, "forge_turbo_api_password must be set (from the vault) to at least 16"),
+        ("forge", PASSWORD, "", "forge_turbo_web_token must be set"),
+        ("for:ge", PASSWORD, TOKEN, "forge_turbo_api_user must be set to letters"),
+        ("", PASSWORD, TOKEN, "forge_turbo_api_user must be set"),
+        ("forge", "pass word 0123456789", TOKEN, "forge_turbo_api_password may only hold"),
+        ("forge", "password:0123456789", TOKEN, "forge_turbo_api_password may only hold"),
+        ("forge", "password,0123456789", TOKEN, "forge_turbo_api_password may only hold"),
+        ("forge", "password___0123456789", TOKEN, "forge_turbo_api_password may only hold"),
+        ("forge", PASSWORD, "token*0123456789abc", "forge_turbo_web_token may only hold"),
+        ("forge", PASSWORD, PASSWORD, "forge_turbo_web_token must differ"),
+    ],
+)  # fmt: skip
+def test_credential_problems_name_the_variable_never_the_value(
+    user: str, password: str, token: str, message: str
+) -> None:
+    problems = filters.forge_credential_problems(
+        {"user": user, "password": password, "token": token}
+    )
+    text = "; ".join(problems)
+    assert message in text
+    for secret in (password, token):
+        if len(secret) > 3:
+            assert secret not in text
+
+
+def test_good_credentials_pass() -> None:
+    creds = {"user": "forge", "password": "Ab0.-_~+/=@" + "x" * 8, "token": TOKEN}
+    assert filters.forge_credential_problems(creds) == []
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def test_forge_args_of_the_turbo_instance() -> None:
+    turbo = checked()[0]
+    assert filters.forge_args(turbo, USER, PASSWORD) == (
+        "--ui-settings-file /workspace/config-turbo.json "
+        "--ui-config-file /workspace/ui-config-turbo.json "
+        "--api --api-log --listen --server-name 127.0.0.1 --gpu-device-id 0 --cuda-malloc "
+        f"--xformers --api-auth {USER}:{PASSWORD} --gradio-auth {USER}:{PASSWORD}"
+    )
+
+
+def test_forge_args_without_gradio_auth_and_with_extras() -> None:
+    stack = user_stack()
+    stack[1].update(gradio_auth=False, args_extra=["--no-half-vae", "--theme", "dark"])
+    args = filters.forge_args(checked(stack)[1], USER, PASSWORD).split()
+    assert "--gradio-auth" not in args and args[-3:] == ["--no-half-vae", "--theme", "dark"]
+    assert args[args.index("--api-auth") + 1] == f"{USER}:{PASSWORD}"
+
+
+def test_env_file_holds_every_secret_and_the_environment_none() -> None:
+    turbo = checked()[0]
+    env = filters.forge_env(turbo, USER, PASSWORD, TOKEN)
+    assert set(env) == {"FORGE_ARGS", "WEB_USER", "WEB_PASSWORD", "WEB_TOKEN"}
+    assert (env["WEB_USER"], env["WEB_PASSWORD"], env["WEB_TOKEN"]) == (USER, PASSWORD, TOKEN)
+    public = filters.forge_environment(turbo, True)
+    assert not any(PASSWORD in v or TOKEN in v for v in public.values())
+    assert public["FORGE_PORT_LOCAL"] == "17861" and public["FORGE_PORT_HOST"] == "17861"
+    assert public["CF_QUICK_TUNNELS"] == "false" and public["AUTO_UPDATE"] == "false"
+    assert "caddy" in public["SUPERVISOR_NO_AUTOSTART"].split(",")
+    assert "NVIDIA_VISIBLE_DEVICES" not in public
+    assert filters.forge_environment(turbo, False)["NVIDIA_VISIBLE_DEVICES"] == "1"
+
+
+def test_env_file_survives_dotenv_quoting() -> None:
+    from ansible_collections.myia.genai_stack.plugins.module_utils import dotenv
+
+    text = dotenv.render(filters.forge_env(checked()[0], USER, PASSWORD, TOKEN))
+    assert "FORGE_ARGS='--ui-settings-file /workspace/config-turbo.json" in text
+
+
+def test_endpoints_smoke_and_refusals() -> None:
+    checks = filters.forge_endpoints(checked(), USER, PASSWORD, TOKEN, {"width": 256})
+    by_name = {c["name"]: c for c in checks}
+    smoke = by_name["turbo-txt2img"]
+    assert smoke["url"] == "http://127.0.0.1:17861/sdapi/v1/txt2img" and smoke["method"] == "POST"
+    assert smoke["body"]["steps"] == 1 and smoke["body"]["width"] == 256
+    assert smoke["json_value"] == 256 and smoke["auth"]["type"] == "basic"
+    assert by_name["turbo-no-credentials"]["json_value"] == "Not authenticated"
+    assert by_name["main-wrong-credentials"]["json_value"] == "Incorrect username or password"
+    assert by_name["turbo-checkpoint"]["json_contains"]["value"] == {
+        "model_name": "sd_xl_turbo_1.0_fp16"
+    }
+    assert "main-checkpoint" not in by_name and not any("web" in n for n in by_name)
+
+
+def test_endpoints_through_caddy_with_a_web_port() -> None:
+    stack = user_stack()
+    stack[0]["web_port"] = 17862
+    checks = {c["name"]: c for c in filters.forge_endpoints(checked(stack), USER, PASSWORD, TOKEN)}
+    web = checks["turbo-web-token"]
+    assert web["url"] == "http://127.0.0.1:17862/sdapi/v1/options"
+    assert web["auth"] == {"type": "query", "param": "token", "value": TOKEN}
+    assert (
+        web["headers"]["Authorization"]
+        == "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    )
+    assert checks["turbo-web-no-token"]["status"] == [302]
+
+
+# ---------------------------------------------------------------------------- settings merge
+
+
+def b64(data: Any) -> str:
+    text = data if isinstance(data, str) else json.dumps(data)
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_merge_writes_a_missing_file() -> None:
+    result = filters.forge_settings_merge(None, {"xl_t2i_cfg": 1.0})
+    assert result["write"] and json.loads(result["content"]) == {"xl_t2i_cfg": 1.0}
+    assert result["content"].endswith("}\n") and '\n    "xl_t2i_cfg"' in result["content"]
+
+
+def test_merge_keeps_what_forge_saved_and_leaves_a_matching_file_alone() -> None:
+    saved = {"samples_format": "png", "xl_t2i_cfg": 1, "forge_inference_memory": 2048}
+    result = filters.forge_settings_merge(b64(saved), {"xl_t2i_cfg": 1.0})
+    assert not result["write"] and result["reset"] == []
+
+
+def test_merge_resets_a_drifted_key() -> None:
+    saved = {"xl_t2i_cfg": 7.0, "other": 1}
+    result = filters.forge_settings_merge(b64(saved), {"xl_t2i_cfg": 1.0, "forge_preset": "xl"})
+    assert result["write"] and result["reset"] == ["xl_t2i_cfg"]
+    assert json.loads(result["content"]) == {"xl_t2i_cfg": 1.0, "other": 1, "forge_preset": "xl"}
+
+
+@pytest.mark.parametrize("text", ["{broken", "[1, 2]", "\xff"])
+def test_merge_replaces_a_broken_file(text: str) -> None:
+    result = filters.forge_settings_merge(b64(text), {"a": 1})
+    assert result["write"] and result["broken"] and json.loads(result["content"]) == {"a": 1}
+
+
+def test_filter_errors_are_ansible_errors() -> None:
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="invalid Forge instances"):
+        filters.forge_instances([{"name": "x"}])
+    with pytest.raises(AnsibleFilterError, match="not a checked instance"):
+        filters.forge_args({"name": "x"}, USER, PASSWORD)
+
+
+# ---------------------------------------------------------------------------- compose file
+
+
+def render(tmp_path: Path, reservation: bool) -> dict[str, Any]:
+    instances = user_stack()
+    playbook = [
+        {
+            "name": "Render the forge_turbo compose file",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {
+                "forge_turbo_gpu_reservation": reservation,
+                "forge_turbo_project_name": "forge",
+                "forge_turbo_root_dir": str(tmp_path),
+                "forge_turbo_shm_size": "2gb",
+                "forge_turbo_healthcheck_interval": 10,
+                "instances": instances,
+            },
+            "tasks": [
+                {
+                    "ansible.builtin.set_fact": {
+                        "forge_turbo_checked": "{{ instances | myia.genai_stack.forge_instances"
+                        "(defaults={'root_dir': forge_turbo_root_dir}) }}"
+                    }
+                },
+                {
+                    "ansible.builtin.set_fact": {
+                        "forge_turbo_plan": "{{ forge_turbo_checked | map(attribute='gpu_wish')"
+                        " | myia.genai_stack.gpu_plan(gpus=[0, 1, 2]) }}"
+                    }
+                },
+                {
+                    "ansible.builtin.template": {
+                        "src": str(ROLE / "templates" / "compose.yaml.j2"),
+                        "dest": str(tmp_path / "compose.yaml"),
+                        "mode": "0644",
+                    }
+                },
+            ],
+        }
+    ]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(playbook))
+    for instance in instances:
+        (tmp_path / f"{instance['name']}.env").write_text(f"FORGE_ARGS='--api-auth {USER}:x'\n")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    bindir = Path(sys.executable).parent
+    done = subprocess.run(
+        [str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+         "-e", f"ansible_python_interpreter={sys.executable}", str(tmp_path / "play.yml")],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert config.returncode == 0, config.stderr
+    return json.loads(config.stdout)
+
+
+needs_compose = pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+
+
+@needs_compose
+def test_compose_with_gpu_reservations(tmp_path: Path) -> None:
+    config = render(tmp_path, reservation=True)
+    turbo, main = config["services"]["turbo"], config["services"]["main"]
+    (device,) = turbo["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["device_ids"] == ["1"]
+    assert device["capabilities"] == ["gpu"]
+    assert main["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["0"]
+    assert "NVIDIA_VISIBLE_DEVICES" not in turbo["environment"]
+    assert turbo["network_mode"] == "host" and turbo["container_name"] == "forge-turbo"
+    assert turbo["environment"]["FORGE_PORT_LOCAL"] == "17861"
+    assert main["environment"]["FORGE_PORT_LOCAL"] == "36525"
+    assert turbo["volumes"][0]["source"] == f"{tmp_path}/turbo/workspace"
+    assert turbo["volumes"][0]["target"] == "/workspace"
+    assert "17861/internal/ping" in " ".join(turbo["healthcheck"]["test"])
+    assert turbo["labels"]["io.myia.genai.hostname"] == "turbo.stable-diffusion-webui-forge.myia.io"
+    assert "depends_on" not in turbo and "depends_on" not in main
+    text = (tmp_path / "compose.yaml").read_text()
+    assert "--api-auth" not in text and "FORGE_ARGS" not in text.split("environment:", 1)[1]
+
+
+@needs_compose
+def test_compose_without_gpu_reservations(tmp_path: Path) -> None:
+    config = render(tmp_path, reservation=False)
+    for name, gpu in (("turbo", "1"), ("main", "0")):
+        service = config["services"][name]
+        assert "deploy" not in service
+        assert service["environment"]["NVIDIA_VISIBLE_DEVICES"] == gpu
