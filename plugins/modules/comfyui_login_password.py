@@ -169,16 +169,14 @@ created:
   sample: false
 """
 
-import contextlib
 import grp
 import os
 import pwd
-import stat
 import sys
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.myia.genai_stack.plugins.module_utils import files
 from ansible_collections.myia.genai_stack.plugins.module_utils.credentials import (
     CredentialError,
     MissingBcryptError,
@@ -224,38 +222,21 @@ def read_current(module: AnsibleModule, path: str) -> bytes | None:
 
 def write_atomic(module: AnsibleModule, path: str, data: bytes) -> None:
     """Write ``data`` to a 0600 temporary file beside ``path``, then rename it over ``path``."""
-    directory = os.path.dirname(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
+        files.write_atomic(
+            module,
+            path,
+            data,
+            prefix=f".{FILE_NAME}.",
+            keep_mode=module.params["mode"] is None,
+            unsafe_writes=module.params["unsafe_writes"],
+        )
+    except files.TempFileError as exc:
         module.fail_json(
-            msg=f"cannot write {path}: cannot create a file in {directory} ({exc.strerror})",
+            msg=f"cannot write {path}: cannot create a file in {exc.directory} ({exc.strerror})",
             path=path,
         )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.path.exists(path):
-            # keep the owner (and, when no mode is requested, the mode) of the file replaced;
-            # the requested ones are applied after the rename
-            current = os.stat(path)
-            with contextlib.suppress(OSError):
-                os.chown(tmp, current.st_uid, current.st_gid)
-            if module.params["mode"] is None:
-                os.chmod(tmp, stat.S_IMODE(current.st_mode))
-        # a new file is made 0666 & ~umask by atomic_move: 0600 until the requested mode is set
-        umask = os.umask(0o077)
-        try:
-            module.atomic_move(
-                tmp, path, unsafe_writes=module.params["unsafe_writes"], keep_dest_attrs=False
-            )
-        finally:
-            os.umask(umask)
     except Exception as exc:  # atomic_move raises plain Exception
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         module.fail_json(msg=f"cannot write {path}: {exc}", path=path)
 
 
@@ -267,16 +248,6 @@ def describe_hash(current: bytes | None, hash_ok: bool, well_formed: bool) -> st
     if well_formed:
         return "(bcrypt hash that does not verify the password)"
     return "(not a bcrypt hash)"
-
-
-def attributes_drift(module: AnsibleModule, args: dict, diff: dict) -> bool:
-    """Whether mode, owner or group differ from ``args``, recorded in ``diff``; changes nothing."""
-    check_mode = module.check_mode
-    module.check_mode = True
-    try:
-        return module.set_fs_attributes_if_different(args, False, diff=diff)
-    finally:
-        module.check_mode = check_mode
 
 
 def main() -> None:
@@ -373,7 +344,7 @@ def main() -> None:
     diff = {"before_header": path, "after_header": path, "before": {}, "after": {}}
     file_args = module.load_file_common_arguments(params, path=path)
     if current is not None:  # before any write: the diff shows the file as it was
-        result["changed"] = attributes_drift(module, file_args, diff)
+        result["changed"] = files.attributes_drift(module, file_args, diff)
 
     if in_sync:
         result["token"] = old_hash

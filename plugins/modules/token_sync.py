@@ -178,16 +178,13 @@ changed_files:
   sample: [/opt/genai/forge/.env]
 """
 
-import contextlib
 import grp
 import os
 import pwd
-import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.myia.genai_stack.plugins.module_utils import dotenv
+from ansible_collections.myia.genai_stack.plugins.module_utils import dotenv, files
 
 MASK = "***"
 
@@ -299,36 +296,13 @@ def check_writable(module: AnsibleModule, plan: Plan) -> None:
 
 def write_atomic(module: AnsibleModule, plan: Plan, text: str, results: list[dict]) -> None:
     """Write ``text`` to a 0600 temporary file beside the target, then rename it over."""
-    target = plan.target
-    directory = os.path.dirname(target)
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory
+        files.write_atomic(
+            module, plan.target, text.encode("utf-8"), keep_mode=plan.attrs["mode"] is None
         )
-    except OSError as exc:
-        fail(module, f"cannot write {plan.path}: in {directory}: {exc.strerror}", results)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.path.exists(target):
-            # keep the owner (and, without a requested mode, the mode) of the file replaced;
-            # the requested ones are applied after the rename
-            current = os.stat(target)
-            with contextlib.suppress(OSError):
-                os.chown(tmp, current.st_uid, current.st_gid)
-            if plan.attrs["mode"] is None:
-                os.chmod(tmp, stat.S_IMODE(current.st_mode))
-        # a new file is made 0666 & ~umask by atomic_move: 0600 until the requested mode is set
-        umask = os.umask(0o077)
-        try:
-            module.atomic_move(tmp, target, keep_dest_attrs=False)
-        finally:
-            os.umask(umask)
+    except files.TempFileError as exc:
+        fail(module, f"cannot write {plan.path}: in {exc.directory}: {exc.strerror}", results)
     except Exception as exc:  # atomic_move raises plain Exception
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         fail(module, f"cannot write {plan.path}: {exc}", results)
 
 
@@ -341,16 +315,6 @@ def masked(text: str, marks: dict[str, str], attrs: dict) -> str:
 
 def file_args(module: AnsibleModule, plan: Plan) -> dict:
     return module.load_file_common_arguments(dict(plan.attrs), path=plan.target)
-
-
-def attributes_drift(module: AnsibleModule, args: dict, diff: dict) -> bool:
-    """Whether mode, owner or group differ from ``args``, recorded in ``diff``; changes nothing."""
-    check_mode = module.check_mode
-    module.check_mode = True
-    try:
-        return module.set_fs_attributes_if_different(args, False, diff=diff)
-    finally:
-        module.check_mode = check_mode
 
 
 def main() -> None:
@@ -377,7 +341,9 @@ def main() -> None:
         if plan.keys_changed or current is None:
             check_writable(module, plan)
         if os.path.exists(plan.target):  # before any write: the diff shows the file as it was
-            plan.attrs_drift = attributes_drift(module, file_args(module, plan), plan.attr_diff)
+            plan.attrs_drift = files.attributes_drift(
+                module, file_args(module, plan), plan.attr_diff
+            )
         texts[plan.target] = plan.after
 
     # 2. write each file that changes once, with its final text; then mode and owner

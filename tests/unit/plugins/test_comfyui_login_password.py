@@ -13,6 +13,7 @@ import bcrypt
 import pytest
 from ansible.module_utils import basic
 
+from ansible_collections.myia.genai_stack.plugins.module_utils import files
 from ansible_collections.myia.genai_stack.plugins.modules import comfyui_login_password
 
 PASSWORD = "Pw-0f-ComfyUI-login-long-enough-$#'\"\\"
@@ -271,7 +272,7 @@ def test_unwritable_directory_is_named(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(comfyui_login_password.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(files.tempfile, "mkstemp", refuse)
     code, result, _ = run({"path": str(login), "password": PASSWORD})
     assert code == 1 and str(login) in result["msg"] and "Permission denied" in result["msg"]
     assert not (login / "PASSWORD").exists()

@@ -13,6 +13,7 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.myia.genai_stack.plugins.module_utils import dotenv
+from ansible_collections.myia.genai_stack.plugins.module_utils import files as files_utils
 from ansible_collections.myia.genai_stack.plugins.modules import token_sync
 
 # Awkward secrets: every value here must survive a write/read round trip and never be printed.
@@ -329,7 +330,7 @@ def test_mkstemp_failure_is_named(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(token_sync.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(files_utils.tempfile, "mkstemp", refuse)
     env = tmp_path / "svc.env"
     code, result, _ = run(files({"path": str(env), "values": {"K": "value-1"}}))
     assert code == 1 and str(env) in result["msg"] and "Permission denied" in result["msg"]
