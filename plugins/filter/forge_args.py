@@ -8,15 +8,16 @@ description:
   - Renders the C(FORGE_ARGS) string the ai-dock image passes to Forge's C(launch.py) for one
     instance checked by C(myia.genai_stack.forge_instances) - the user's turbo command line
     C(--ui-settings-file ... --api --api-log --listen --gpu-device-id 0 --cuda-malloc --xformers)
-    plus C(--server-name) (loopback), C(--ui-config-file), C(--api-auth) (always) and
-    C(--gradio-auth), then the instance's C(args_extra).
+    plus C(--server-name) (loopback), C(--ui-config-file), C(--ckpt-dir) (the workspace's
+    checkpoint folder), C(--api-auth) (always) and C(--gradio-auth), then the instance's
+    C(args_extra).
   - The result holds the password; write it to a 0600 env file only (C(no_log)).
   - C(--gpu-device-id) is 0, the index of the instance's one GPU inside its container (a device
     reservation or NVIDIA_VISIBLE_DEVICES exposes only that GPU, numbered 0 by CUDA).
   - The same file provides C(forge_instances) (validate the instance list and fill in defaults),
     C(forge_env) (the env file's variables), C(forge_environment) (the non-secret compose
-    environment), C(forge_credential_problems), C(forge_settings_merge) (the role's keys over a settings file
-    Forge rewrote) and C(forge_endpoints) (checks for
+    environment), C(forge_credential_problems), C(forge_settings_merge) (the role's keys over a
+    settings file Forge rewrote) and C(forge_endpoints) (checks for
     M(myia.genai_stack.endpoint_health)).
 options:
   _input:

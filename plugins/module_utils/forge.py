@@ -14,6 +14,8 @@ uses host networking and binds loopback):
   binds every interface (``:port``), so it is off unless the instance sets ``web_port``; the
   image's other extras (ssh on 22, jupyter, syncthing, the service portal, Cloudflare quick
   tunnels) would also bind host ports or open tunnels and are never started.
+* the checkpoints the role downloads go to the workspace's storage folder, which the image links
+  into Forge's models folder; ``--ckpt-dir`` points Forge at it directly as well.
 * ``--gpu-device-id`` is the GPU's index *inside* the container. The container is given exactly
   one GPU (a device reservation of the planned host GPU, or NVIDIA_VISIBLE_DEVICES when
   reservations are off), and CUDA numbers the visible GPUs from 0: the id is always 0. Forge sets
@@ -95,14 +97,10 @@ MANAGED_FLAGS = frozenset(
     _words(
         """
     --port --listen --server-name --api --api-auth --gradio-auth --gradio-auth-path
-    --ui-settings-file --ui-config-file --gpu-device-id --device-id --share --ngrok
+    --ui-settings-file --ui-config-file --ckpt-dir --gpu-device-id --device-id --share --ngrok
     """
     )
 )
-#: the flags of the user's turbo command line, in its order (--ui-settings-file and
-#: --gpu-device-id are added with their values; --server-name follows --listen)
-BASE_FLAGS = ("--api", "--api-log", "--listen", "--cuda-malloc", "--xformers")
-
 #: ai-dock supervisor programs that must not start with host networking
 NO_AUTOSTART = (
     "caddy",
@@ -118,13 +116,23 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 CHECKPOINT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.(safetensors|ckpt|gguf)$")
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-SETTINGS_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}\.json$")
+SETTINGS_FILE_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*\.json$")
 #: what a credential may hold: FORGE_ARGS is word-split and glob-expanded by the image's
 #: launcher, Forge splits --api-auth on ',' and ':', and ai-dock turns '___' into a space
 CREDENTIAL_RE = re.compile(r"^[A-Za-z0-9._~+/=@-]+$")
 USER_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 MIN_SECRET_LENGTH = 16
 
+#: environment variables the role sets itself (an instance's env may not override them)
+RESERVED_ENV = frozenset(
+    _words(
+        """
+    FORGE_ARGS FORGE_PORT_LOCAL FORGE_PORT_HOST WEB_USER WEB_PASSWORD WEB_TOKEN WEB_ENABLE_AUTH
+    WORKSPACE SUPERVISOR_NO_AUTOSTART CF_QUICK_TUNNELS NVIDIA_VISIBLE_DEVICES
+    CUDA_VISIBLE_DEVICES DIRECT_ADDRESS AUTO_UPDATE
+    """
+    )
+)
 #: keys an instance may carry, with the value used when neither the instance nor the role sets one
 INSTANCE_DEFAULTS: dict[str, Any] = {
     "memory_share": 0.3,
@@ -318,9 +326,11 @@ def normalize(
         inst["image"] = f"{repository}:{tag}" if tag else image
 
         for key in ("settings_file", "ui_config_file"):
-            if not SETTINGS_FILE_RE.match(str(inst[key])):
+            value = str(inst[key])
+            if not SETTINGS_FILE_RE.match(value) or ".." in value.split("/"):
                 problems.append(
-                    f"{label}: {where}.{key} '{inst[key]}' must be a plain .json file name"
+                    f"{label}: {where}.{key} '{value}' must be a .json file in the workspace "
+                    "(a relative path without '..')"
                 )
         if inst["settings_file"] == inst["ui_config_file"]:
             problems.append(f"{label}: {where}.settings_file and ui_config_file must differ")
@@ -338,6 +348,10 @@ def normalize(
                 inst[key] = int(inst[key])
             except (TypeError, ValueError):
                 problems.append(f"{label}: {where}.{key} must be a number of seconds")
+        if not re.match(r"^[A-Za-z0-9.:_-]+$", str(inst["bind_address"])):
+            problems.append(
+                f"{label}: {where}.bind_address '{inst['bind_address']}' is not an address"
+            )
         inst["sdxl_turbo"] = bool(inst["sdxl_turbo"])
         inst["gradio_auth"] = bool(inst["gradio_auth"])
 
@@ -360,10 +374,17 @@ def normalize(
         inst["checkpoint_dir"] = f"{inst['workspace']}/{CHECKPOINT_SUBDIR}"
         inst["settings_path"] = f"{inst['workspace']}/{inst['settings_file']}"
         inst["ui_config_path"] = f"{inst['workspace']}/{inst['ui_config_file']}"
+        # a file with no key of the role's is left to Forge (e.g. a migrated instance's own)
         inst["ui_files"] = [
-            {"instance": name, "path": inst["settings_path"], "data": settings},
-            {"instance": name, "path": inst["ui_config_path"], "data": ui_config},
+            {"instance": name, "path": path, "data": data}
+            for path, data in (
+                (inst["settings_path"], settings),
+                (inst["ui_config_path"], ui_config),
+            )
+            if data
         ]
+        parents = [f["path"].rsplit("/", 1)[0] for f in inst["ui_files"]]
+        inst["dirs"] = list(dict.fromkeys([inst["workspace"], inst["checkpoint_dir"], *parents]))
         # one GPU is exposed to the container, so CUDA numbers it 0 (see the module docstring)
         inst["gpu_device_id"] = inst["gpus"].index(inst["gpus"][0])
         inst["no_autostart"] = [s for s in NO_AUTOSTART if s != "caddy" or not inst["web_port"]]
@@ -379,18 +400,6 @@ def normalize(
     if problems:
         raise ForgeSpecError("invalid Forge instances:\n- " + "\n- ".join(problems))
     return result
-
-
-#: environment variables the role sets itself (an instance's env may not override them)
-RESERVED_ENV = frozenset(
-    _words(
-        """
-    FORGE_ARGS FORGE_PORT_LOCAL FORGE_PORT_HOST WEB_USER WEB_PASSWORD WEB_TOKEN WEB_ENABLE_AUTH
-    WORKSPACE SUPERVISOR_NO_AUTOSTART CF_QUICK_TUNNELS NVIDIA_VISIBLE_DEVICES
-    CUDA_VISIBLE_DEVICES DIRECT_ADDRESS AUTO_UPDATE
-    """
-    )
-)
 
 
 def credential_problems(
@@ -431,6 +440,7 @@ def forge_args(instance: dict[str, Any], user: str, password: str) -> str:
     args = [
         "--ui-settings-file", f"{CONTAINER_WORKSPACE}/{instance['settings_file']}",
         "--ui-config-file", f"{CONTAINER_WORKSPACE}/{instance['ui_config_file']}",
+        "--ckpt-dir", f"{CONTAINER_WORKSPACE}/{CHECKPOINT_SUBDIR}",
         "--api", "--api-log",
         "--listen", "--server-name", str(instance["bind_address"]),
         "--gpu-device-id", str(instance["gpu_device_id"]),

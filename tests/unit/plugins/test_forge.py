@@ -96,10 +96,31 @@ def test_user_stack_is_filled_in() -> None:
         "port": 17861,
         "bind_address": "127.0.0.1",
     }
-    assert [p["path"] for p in main["ui_files"]] == [
-        "/opt/genai/forge/main/workspace/config.json",
-        "/opt/genai/forge/main/workspace/ui-config.json",
+    assert [p["path"] for p in turbo["ui_files"]] == [
+        "/opt/genai/forge/turbo/workspace/config-turbo.json",
+        "/opt/genai/forge/turbo/workspace/ui-config-turbo.json",
     ]
+    assert main["ui_files"] == []  # nothing of the role's: Forge keeps its own files
+    assert turbo["dirs"] == [turbo["workspace"], turbo["checkpoint_dir"]]
+
+
+def test_settings_file_may_be_an_existing_one_deeper_in_the_workspace() -> None:
+    stack = user_stack()
+    stack[1].update(
+        settings_file="stable-diffusion-webui-forge/config.json",
+        ui_settings={"samples_format": "webp"},
+    )
+    main = checked(stack)[1]
+    assert main["ui_files"] == [
+        {
+            "instance": "main",
+            "path": "/opt/genai/forge/main/workspace/stable-diffusion-webui-forge/config.json",
+            "data": {"samples_format": "webp"},
+        }
+    ]
+    assert main["dirs"][-1] == "/opt/genai/forge/main/workspace/stable-diffusion-webui-forge"
+    args = filters.forge_args(main, USER, PASSWORD).split()
+    assert args[1] == "/workspace/stable-diffusion-webui-forge/config.json"
 
 
 def test_the_gpu_device_id_is_the_index_inside_the_container() -> None:
@@ -165,7 +186,9 @@ def test_caddy_runs_only_with_a_web_port() -> None:
         ({"colour": "red"}, "unknown key(s) colour"),
         ({"env": {"FORGE_ARGS": "--x"}}, "env.FORGE_ARGS is not allowed"),
         ({"image_tag": "bad tag"}, "image_tag 'bad tag' is not a valid image tag"),
-        ({"settings_file": "../config.json"}, "settings_file '../config.json' must be a plain .json"),
+        ({"settings_file": "../config.json"}, "settings_file '../config.json' must be a .json file"),
+        ({"ui_config_file": "/etc/x.json"}, "ui_config_file '/etc/x.json' must be a .json file"),
+        ({"bind_address": "0.0.0.0 --share"}, "bind_address '0.0.0.0 --share' is not an address"),
     ],
 )  # fmt: skip
 def test_bad_instances_name_the_variable(change: dict[str, Any], message: str) -> None:
@@ -259,6 +282,7 @@ def test_forge_args_of_the_turbo_instance() -> None:
     assert filters.forge_args(turbo, USER, PASSWORD) == (
         "--ui-settings-file /workspace/config-turbo.json "
         "--ui-config-file /workspace/ui-config-turbo.json "
+        "--ckpt-dir /workspace/storage/stable_diffusion/models/ckpt "
         "--api --api-log --listen --server-name 127.0.0.1 --gpu-device-id 0 --cuda-malloc "
         f"--xformers --api-auth {USER}:{PASSWORD} --gradio-auth {USER}:{PASSWORD}"
     )

@@ -103,6 +103,8 @@ def test_forge_listens_on_loopback_with_the_turbo_flags(instance: dict) -> None:
         f"/workspace/{instance.get('settings_file', 'config-turbo.json')}",
         "--ui-config-file",
         f"/workspace/{instance.get('ui_config_file', 'ui-config-turbo.json')}",
+        "--ckpt-dir",
+        "/workspace/storage/stable_diffusion/models/ckpt",
     ]
     assert argv[-2:] == ["--port", str(instance["port"])]
     for extra in instance.get("args_extra", []):
