@@ -25,7 +25,7 @@ KINDS: dict[str, dict[str, Any]] = {
         "health_path": "/system_stats",
         "ready_path": "/system_stats",
         "auth": "comfyui_token",
-        "websocket_paths": ["/ws"],
+        "websocket_paths": ["/ws", "/api/ws"],
         "max_body_mb": 100,
         "timeout_s": 900,
         "streaming": False,

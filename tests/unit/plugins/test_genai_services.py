@@ -20,7 +20,7 @@ def test_user_stack_records() -> None:
     assert [r["kind"] for r in records] == ["vllm", "vllm", "vllm", "comfyui", "forge"]
     assert by_name["qwen3-mini"]["backend_url"] == "http://127.0.0.1:5001"
     assert by_name["qwen3-mini"]["served_model_names"] == ["qwen3-mini"]
-    assert by_name["comfyui"]["websocket_paths"] == ["/ws"]
+    assert by_name["comfyui"]["websocket_paths"] == ["/ws", "/api/ws"]
     assert by_name["comfyui"]["auth"] == "comfyui_token"
     assert by_name["forge-turbo"]["auth"] == "basic"
     assert by_name["forge-turbo"]["hostname"] == "turbo.stable-diffusion-webui-forge.myia.io"
