@@ -86,10 +86,11 @@ def test_validate_passes_and_writes_a_report(stack: None) -> None:
     done = playbook("playbooks/validate.yml")
     assert done.returncode == 0, done.stdout[-5000:]
     report = json.loads((ROOT / "reports" / "validate-gpu-host.json").read_text())
-    assert report["summary"]["failed"] == 0 and report["summary"]["total"] == 20
+    assert report["summary"]["failed"] == 0 and report["summary"]["total"] == 22
     names = {e["name"] for e in report["endpoints"]}
     assert "qwen3-mini: tool result answered" in names
     assert "comfyui: system stats" in names
+    assert "turbo: lists checkpoints" in names
     key = api_key()
     assert key not in done.stdout and key not in json.dumps(report)
 

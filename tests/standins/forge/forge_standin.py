@@ -14,9 +14,10 @@ API, so that a wrongly rendered environment, command line or GPU assignment make
   sets CUDA_VISIBLE_DEVICES to ``--gpu-device-id``, an index into the visible GPUs. An index the
   container does not have fails like Forge's CUDA test (exit 1).
 * the API (``--api``): /sdapi/v1/txt2img (a real PNG of the requested size, parameters echoed,
-  ``info`` a JSON string), sd-models (checkpoints of ``$WORKSPACE/storage/stable_diffusion/
-  models/ckpt``), options (GET/POST, saved to ``--ui-settings-file``), cmd-flags, samplers,
-  progress (no auth); /internal/ping. ``--api-auth`` is enforced like FastAPI's HTTPBasic:
+  ``info`` a JSON string), sd-models (checkpoints of ``--ckpt-dir`` and of
+  ``$WORKSPACE/storage/stable_diffusion/models/ckpt``, which the image links into Forge),
+  options (GET/POST, saved to ``--ui-settings-file``), cmd-flags, samplers, progress (no auth);
+  /internal/ping. ``--api-auth`` is enforced like FastAPI's HTTPBasic:
   401 ``{"detail":"Not authenticated"}`` without credentials, 401 ``{"detail":"Incorrect
   username or password"}`` with wrong ones, both with ``WWW-Authenticate: Basic``.
 * Caddy (unless ``caddy`` is in SUPERVISOR_NO_AUTOSTART): listens on FORGE_PORT_HOST (7860) and
