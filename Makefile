@@ -14,7 +14,7 @@ demo: setup  ## the whole stack on the local docker with stand-ins
 	@bash scripts/demo_summary.sh
 
 demo-down:
-	ansible-playbook playbooks/site.yml -l gpu-host -e vllm_qwen3_state=absent -e comfyui_qwen_auth_state=absent -e forge_turbo_state=absent
+	ansible-playbook site.yml -l gpu-host --tags vllm,comfyui,forge -e vllm_qwen3_state=absent -e comfyui_qwen_auth_state=absent -e forge_turbo_state=absent
 
 test: setup  ## everything CI runs: lint, unit tests, molecule scenarios
 	@bash scripts/test.sh

@@ -60,12 +60,12 @@ def stack() -> Iterator[None]:
     done = playbook("site.yml")
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
     yield
-    subprocess.run(
-        ["docker", "compose", "down", "--timeout", "2"],
-        cwd=PROJECT,
-        capture_output=True,
-        check=False,
-    )
+    for project in ("itest-vllm", "itest-comfyui", "itest-forge"):  # by name: needs no files
+        subprocess.run(
+            ["docker", "compose", "-p", project, "down", "--timeout", "2"],
+            capture_output=True,
+            check=False,
+        )
     subprocess.run(["rm", "-rf", str(PROJECT.parent)], check=False)
 
 
