@@ -31,6 +31,8 @@ import json
 import re
 from typing import Any
 
+from ansible_collections.myia.genai_stack.plugins.module_utils import specs
+
 
 def _words(text: str) -> list[str]:
     return text.split()
@@ -250,20 +252,9 @@ def normalize(
     names: dict[str, str] = {}
     ports: dict[int, str] = {}
     result = []
-    for i, raw in enumerate(instances):
-        where = f"{variable}[{i}]"
-        if not isinstance(raw, dict):
-            problems.append(f"{where} must be a mapping")
-            continue
-        label = f"instance '{raw.get('name', '?')}' ({where})"
-        unknown = sorted(set(raw) - set(INSTANCE_DEFAULTS) - set(REQUIRED))
-        if unknown:
-            problems.append(f"{label}: unknown key(s) {', '.join(unknown)}")
-        missing = [k for k in REQUIRED if raw.get(k) in (None, "", [])]
-        if missing:
-            problems.append(f"{label}: missing {', '.join(f'{where}.{k}' for k in missing)}")
-            continue
-        inst = {**base, **{k: v for k, v in raw.items() if v is not None}}
+    for _, where, label, inst in specs.entries(
+        instances, variable, "instance", INSTANCE_DEFAULTS, REQUIRED, base, problems
+    ):
         name = str(inst["name"])
         if not NAME_RE.match(name):
             problems.append(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.myia.genai_stack.plugins.module_utils import specs
+
 #: what ``vllm/vllm-openai`` v0.9.x accepts for the options we validate up front
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 QUANTIZATIONS = (
@@ -72,20 +74,9 @@ def normalize(
     problems: list[str] = []
     names: dict[str, int] = {}
     result = []
-    for i, raw in enumerate(models):
-        where = f"{variable}[{i}]"
-        if not isinstance(raw, dict):
-            problems.append(f"{where} must be a mapping")
-            continue
-        label = f"model '{raw.get('name', '?')}' ({where})"
-        unknown = sorted(set(raw) - set(MODEL_DEFAULTS) - set(REQUIRED))
-        if unknown:
-            problems.append(f"{label}: unknown key(s) {', '.join(unknown)}")
-        missing = [k for k in REQUIRED if raw.get(k) in (None, "", [])]
-        if missing:
-            problems.append(f"{label}: missing {', '.join(f'{where}.{k}' for k in missing)}")
-            continue
-        model = {**base, **{k: v for k, v in raw.items() if v is not None}}
+    for i, where, label, model in specs.entries(
+        models, variable, "model", MODEL_DEFAULTS, REQUIRED, base, problems
+    ):
         name = str(model["name"])
         if name in names:
             problems.append(f"{label}: duplicate name, also {variable}[{names[name]}].name")
