@@ -7,7 +7,8 @@ GPU plan and the HTTP checks, which the panel reuses instead of keeping a second
 
 from __future__ import annotations
 
-import importlib.util
+import configparser
+import importlib
 import os
 import sys
 import threading
@@ -18,6 +19,9 @@ from types import ModuleType
 #: environment variables read when no explicit value is given
 ENV_PROJECT = "GENAI_STACK_PROJECT"
 ENV_STATE = "GENAI_STACK_STATE_DIR"
+
+#: the collection, importable once ``collections/`` is on sys.path
+COLLECTION_PACKAGE = "ansible_collections.myia.genai_stack"
 
 #: CLI verbs and the playbook each one runs
 ALIASES = {"deploy": "site", "rotate": "rotate_tokens"}
@@ -120,23 +124,32 @@ class Project:
         except ValueError:
             return str(path)
 
+    def configured_inventory(self) -> Path | None:
+        """The inventory ansible.cfg names (``[defaults] inventory``), as an absolute path."""
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(self.root / "ansible.cfg")
+        value = parser.get("defaults", "inventory", fallback="").split(",")[0].strip()
+        return (self.root / value).resolve() if value else None
+
     def module_util(self, name: str) -> ModuleType:
-        """``plugins/module_utils/<name>.py`` loaded by path (pure Python, no Ansible import), so
-        the driver shares the collection's code without the ``ansible_collections`` namespace."""
+        """``plugins/module_utils/<name>.py`` imported as the collection's own module (pure
+        Python, no Ansible import), so the driver shares the collection's code; ``collections/``
+        holds the ``ansible_collections/myia/genai_stack`` link to the root that makes the
+        module utils' imports of each other resolve."""
         with self._lock:
             module = self._modules.get(name)
             if module is not None:
                 return module
             path = self.root / "plugins" / "module_utils" / f"{name}.py"
-            spec = importlib.util.spec_from_file_location(f"_genai_stack_mu_{name}", path)
-            if spec is None or spec.loader is None or not path.is_file():
+            if not path.is_file():
                 raise ProjectError(f"cannot load {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module  # dataclasses look their module up there
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(spec.name, None)
-                raise
+            collections = str(self.root / "collections")
+            if collections not in sys.path:
+                sys.path.insert(0, collections)
+            module = importlib.import_module(f"{COLLECTION_PACKAGE}.plugins.module_utils.{name}")
+            if Path(module.__file__ or "").resolve() != path.resolve():
+                raise ProjectError(
+                    f"{COLLECTION_PACKAGE} resolves to {module.__file__}, not this project's {path}"
+                )
             self._modules[name] = module
             return module

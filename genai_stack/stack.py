@@ -9,7 +9,9 @@ Records hold no secret; a variable still holding a Jinja template is shown as no
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from genai_stack.driver import Driver
@@ -17,7 +19,7 @@ from genai_stack.driver import Driver
 #: the service variables of the roles, per kind: (variable, normalize module or None)
 SERVICE_VARS = {
     "vllm": ("vllm_qwen3_models", "vllm"),
-    "comfyui": ("comfyui", None),
+    "comfyui": ("comfyui_qwen_auth_service", None),
     "forge": ("forge_turbo_instances", "forge"),
 }
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
@@ -105,8 +107,50 @@ class Health:
         return asdict(self)
 
 
+_REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_BARE_REFERENCE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+
+
 def _templated(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
+    """A Jinja expression anywhere in the value (the panel does not evaluate Jinja)."""
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, dict):
+        return any(_templated(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_templated(v) for v in value)
+    return False
+
+
+def _explained(exc: Exception, variable: str, value: Any) -> str:
+    """The collection's own message, plus why it may be the panel's doing (Jinja left as is)."""
+    if _templated(value):
+        return f"{exc} ({variable} holds Jinja expressions the panel does not evaluate)"
+    return str(exc)
+
+
+def _resolve(value: Any, context: dict[str, Any], depth: int = 0) -> Any:
+    """Plain ``{{ variable }}`` references replaced by that variable, at any depth: a bare one by
+    the value itself (group_vars commonly point one list at another variable), one inside a string
+    by its text. Any other Jinja is left as it is."""
+    if depth > 8:
+        return value
+    if isinstance(value, str):
+        match = _BARE_REFERENCE.match(value.strip())
+        if match and match.group(1) in context:
+            return _resolve(context[match.group(1)], context, depth + 1)
+
+        def text(m: re.Match[str]) -> str:
+            found = context.get(m.group(1))
+            scalar = isinstance(found, (str, int, float)) and not isinstance(found, bool)
+            return str(_resolve(found, context, depth + 1)) if scalar else m.group(0)
+
+        return _REFERENCE.sub(text, value)
+    if isinstance(value, dict):
+        return {k: _resolve(v, context, depth) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, context, depth) for v in value]
+    return value
 
 
 def _groups_of(inventory: dict[str, Any]) -> dict[str, list[str]]:
@@ -159,11 +203,8 @@ def host_view(driver: Driver, host: str, hostvars: dict[str, Any], groups: list[
     specs: dict[str, Any] = {}
     wishes: list[dict[str, Any]] = []
     for kind, (variable, normalizer) in SERVICE_VARS.items():
-        value = hostvars.get(variable)
+        value = _resolve(hostvars.get(variable), hostvars)
         if value in (None, "", []):
-            continue
-        if _templated(value):
-            view.problems.append(f"{variable} is a template; not evaluated by the panel")
             continue
         specs[kind] = value
         if normalizer is None:
@@ -176,12 +217,14 @@ def host_view(driver: Driver, host: str, hostvars: dict[str, Any], groups: list[
                 normalized = module.normalize(value, None, variable)
             wishes += [item["gpu_wish"] for item in normalized]
         except Exception as exc:  # the collection's own validation message
-            view.problems.append(str(exc))
+            specs.pop(kind)
+            view.problems.append(_explained(exc, variable, value))
     try:
         records = services_mu.build(specs.get("vllm"), specs.get("comfyui"), specs.get("forge"))
     except Exception as exc:
-        view.problems.append(str(exc))
+        view.problems.append(_explained(exc, "the service model", specs))
         records = []
+    wishes += [r["gpu_wish"] for r in records if r["kind"] == "comfyui" and "gpu_wish" in r]
     for rec in records:
         view.services.append(
             Service(
@@ -199,8 +242,8 @@ def host_view(driver: Driver, host: str, hostvars: dict[str, Any], groups: list[
                 source=str(rec.get("source") or ""),
             )
         )
-    gpus = hostvars.get("genai_gpus") or []
-    ceiling = hostvars.get("genai_gpu_share_ceiling", 1.0)
+    gpus = _resolve(hostvars.get("genai_gpus"), hostvars) or []
+    ceiling = _resolve(hostvars.get("genai_gpu_share_ceiling", 1.0), hostvars)
     if _templated(gpus) or _templated(ceiling):
         view.problems.append("genai_gpus is a template; GPU plan not evaluated by the panel")
     elif wishes or gpus:
@@ -232,7 +275,13 @@ def load(
     hostvars: dict[str, dict[str, Any]] = (data.get("_meta") or {}).get("hostvars") or {}
     groups = _groups_of(data)
     names = sorted(set(hostvars) | set(groups))
-    return [host_view(driver, h, hostvars.get(h) or {}, groups.get(h, [])) for h in names]
+    # ansible-inventory leaves out the magic variables; inventory_dir is the one group_vars use
+    paths = [Path(p) for p in driver.inventory_paths(inventory)]
+    first = paths[0] if paths else driver.project.configured_inventory()
+    magic = {"inventory_dir": str(first if first.is_dir() else first.parent)} if first else {}
+    return [
+        host_view(driver, h, {**magic, **(hostvars.get(h) or {})}, groups.get(h, [])) for h in names
+    ]
 
 
 def check_health(driver: Driver, hosts: list[HostView], timeout: float = 2.0) -> list[Health]:

@@ -55,7 +55,7 @@ def record(kind: str, spec: dict[str, Any], source: str) -> dict[str, Any]:
             raise ServiceModelError(f"{source}: missing {source}.{key}")
     bind = spec.get("bind_address") or "127.0.0.1"
     reach = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
-    return {
+    result = {
         "name": str(spec["name"]),
         "kind": kind,
         "source": source,
@@ -68,6 +68,18 @@ def record(kind: str, spec: dict[str, Any], source: str) -> dict[str, Any]:
         or ([str(spec["name"])] if kind == "vllm" else []),
         **KINDS[kind],
     }
+    if spec.get("memory_share") not in (None, ""):
+        # what the GPU plan needs; vLLM models and Forge instances get theirs from their own
+        # normalizers, a single-spec service (ComfyUI) from here
+        result["gpu_wish"] = {
+            "service": result["name"],
+            "source": str(spec.get("gpu_variable") or f"{source}.gpus"),
+            "gpus": result["gpus"],
+            "memory_share": float(spec["memory_share"]),
+            "port": result["port"],
+            "bind_address": bind,
+        }
+    return result
 
 
 def build(
@@ -77,14 +89,19 @@ def build(
     variables: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every service as a record; fails on a name, port or hostname used twice."""
-    names = {"vllm": "vllm_qwen3_models", "comfyui": "comfyui", "forge": "forge_turbo_instances"}
+    names = {
+        "vllm": "vllm_qwen3_models",
+        "comfyui": "comfyui_qwen_auth_service",
+        "forge": "forge_turbo_instances",
+    }
     names.update(variables or {})
     records: list[dict[str, Any]] = []
     for kind, specs in (("vllm", vllm), ("comfyui", comfyui), ("forge", forge)):
         if not specs:
             continue
         if isinstance(specs, dict):
-            specs = [specs]
+            records.append(record(kind, specs, names[kind]))
+            continue
         for i, spec in enumerate(specs):
             records.append(record(kind, spec, f"{names[kind]}[{i}]"))
     problems = []
