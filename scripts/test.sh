@@ -4,7 +4,7 @@
 #   tests/unit         plugins, filters, stand-ins, driver
 #   tests/integration  the playbooks on a real local stack (site, validate, update, backup)
 #   tests/e2e          the web panel in a real headless chromium
-#   tests/molecule     every role's molecule scenario on local/debian:12 and :13
+#   tests/molecule     every molecule scenario (roles/*/molecule, molecule/) on local/debian:12 and :13
 # Usage: scripts/test.sh [lint|unit|integration|e2e|molecule] [extra pytest args]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,7 +1,10 @@
-"""Every role's molecule scenarios, on each distro of the matrix (MOLECULE_DISTROS, default 12 13).
+"""Every molecule scenario, on each distro of the matrix (MOLECULE_DISTROS, default 12 13): each
+role's (roles/<role>/molecule/<scenario>) and the collection's own (molecule/<scenario>: the
+operations playbooks on the whole stack), the latter listed under the name "collection".
 
 One test per (role, scenario, distro): `molecule test` must pass (create, converge, idempotence,
 verify, side effects, cleanup, destroy). Output is shown when a scenario fails.
+MOLECULE_ROLES filters by role name ("collection" for the collection's scenarios).
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DISTROS = os.environ.get("MOLECULE_DISTROS", "12 13").split()
 ROLES = os.environ.get("MOLECULE_ROLES", "").split()
+COLLECTION = "collection"
 SCENARIOS = sorted(
     (path.parents[2].name, path.parent.name)
     for path in ROOT.glob("roles/*/molecule/*/molecule.yml")
     if not ROLES or path.parents[2].name in ROLES
+) + sorted(
+    (COLLECTION, path.parent.name)
+    for path in ROOT.glob("molecule/*/molecule.yml")
+    if not ROLES or COLLECTION in ROLES
 )
 
 
@@ -37,7 +45,7 @@ def test_molecule(role: str, scenario: str, distro: str) -> None:
     env.pop("ANSIBLE_CONFIG", None)  # molecule writes its own
     done = subprocess.run(
         [str(Path(sys.executable).parent / "molecule"), "test", "-s", scenario],
-        cwd=ROOT / "roles" / role,
+        cwd=ROOT if role == COLLECTION else ROOT / "roles" / role,
         env=env,
         capture_output=True,
         text=True,

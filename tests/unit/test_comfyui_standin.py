@@ -233,6 +233,11 @@ def test_refuses_to_start_open_without_password(tmp_path: Path, password: str | 
     assert "refuses to start open" in result.stderr
 
 
+def test_a_release_that_cannot_load_exits_1_with_its_error(tmp_path: Path) -> None:
+    result = run_once(make_root(tmp_path), env={"STANDIN_EXIT_AFTER_LOAD": "1"})
+    assert result.returncode == 1 and "CUDA out of memory" in result.stderr
+
+
 def test_no_gpu_and_no_cpu_flag_fails(tmp_path: Path) -> None:
     result = run_once(make_root(tmp_path), env={"NVIDIA_VISIBLE_DEVICES": "void"})
     assert result.returncode == 1 and "Found no NVIDIA driver" in result.stderr

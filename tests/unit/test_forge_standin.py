@@ -266,6 +266,11 @@ def test_broken_settings_file_stops_forge(workspace: Path) -> None:
     assert (done.returncode == 1 and "JSONDecodeError" in done.stderr) or "Expecting" in done.stderr
 
 
+def test_a_release_that_cannot_load_exits_1_with_its_error(workspace: Path) -> None:
+    done = run_once(environment(workspace, FORGE_ARGS=turbo_args(), STANDIN_EXIT_AFTER_LOAD="1"))
+    assert done.returncode == 1 and "torch.OutOfMemoryError: CUDA out of memory" in done.stderr
+
+
 def test_load_delay_refuses_connections_then_serves(start: Any, workspace: Path) -> None:
     env = environment(workspace, FORGE_ARGS=turbo_args(), STANDIN_LOAD_SECONDS="1.5")
     server = start(env, wait=False)

@@ -26,7 +26,9 @@ API, so that a wrongly rendered environment, command line or GPU assignment make
   portal. WEB_USER/WEB_PASSWORD/WEB_TOKEN default to random values, like the image.
 
 Stand-in-only knobs (environment): STANDIN_LOAD_SECONDS (float, default 0: Forge's port is not
-listening meanwhile, Caddy already answers 502), STANDIN_CADDY_BIND (default 127.0.0.1; the real
+listening meanwhile, Caddy already answers 502), STANDIN_EXIT_AFTER_LOAD=1 (after the load, a
+CUDA out-of-memory traceback and exit 1, like a release that cannot load its model),
+STANDIN_CADDY_BIND (default 127.0.0.1; the real
 Caddy binds every interface), STANDIN_HASH_MAX_BYTES (checkpoints bigger than this get no sha256,
 default 256 MiB). Stand-in-only path: GET /standin/report (no auth), the start-up report.
 Standard library only.
@@ -1061,6 +1063,12 @@ def main(environ: dict[str, str] | None = None) -> int:
             f"Loading {forge.settings.get('sd_model_checkpoint') or 'the default checkpoint'} (stand-in: {delay:g} s)"
         )
         time.sleep(max(delay, 0.0))
+        if env.get("STANDIN_EXIT_AFTER_LOAD") == "1":
+            return crash(
+                "torch.OutOfMemoryError",
+                "CUDA out of memory. Tried to allocate 2.50 GiB. GPU 0 has a total capacity of "
+                "23.99 GiB of which 1.02 GiB is free.",
+            )
         server = ForgeServer((server_name, port), forge)
         try:
             server.server_bind()

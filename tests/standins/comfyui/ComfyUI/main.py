@@ -16,6 +16,8 @@ starts ComfyUI before writing PASSWORD fails its test rather than running open.
 
 ComfyUI root = this file's directory (like upstream's folder_paths). Stand-in knobs (environment):
   STANDIN_LOAD_SECONDS   float, default 0: start-up delay before the port listens.
+  STANDIN_EXIT_AFTER_LOAD=1  after that delay, a CUDA out-of-memory traceback and exit 1 (a
+                         release that cannot start).
   STANDIN_STEP_SECONDS   float, default 0.1: time one prompt takes to "run".
   STANDIN_VRAM_MIB       int, default 24564: VRAM reported per GPU.
   STANDIN_ACCESS_LOG=1   log every request.
@@ -213,6 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.error(f"OSError: {exc}")
             return 1
         time.sleep(delay)
+        if env.get("STANDIN_EXIT_AFTER_LOAD") == "1":
+            logging.error(
+                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.50 GiB. GPU 0 has"
+                " a total capacity of 23.99 GiB of which 1.02 GiB is free."
+            )
+            return 1
         server.server_activate()
         shown = "127.0.0.1" if args.listen in ("0.0.0.0", "0.0.0.0,::") else args.listen
         logging.info(f"Starting server\n\nTo see the GUI go to: http://{shown}:{args.port}")
