@@ -1,62 +1,7 @@
+"""The Forge filters. Each is documented in its own <name>.yml beside this file: ansible-doc reads
+those when the plugin file holds no DOCUMENTATION."""
+
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: forge_args
-short_description: Render FORGE_ARGS of a Stable Diffusion WebUI Forge instance (ai-dock image)
-version_added: 0.1.0
-description:
-  - Renders the C(FORGE_ARGS) string the ai-dock image passes to Forge's C(launch.py) for one
-    instance checked by C(myia.genai_stack.forge_instances) - the user's turbo command line
-    C(--ui-settings-file ... --api --api-log --listen --gpu-device-id 0 --cuda-malloc --xformers)
-    plus C(--server-name) (loopback), C(--ui-config-file), C(--ckpt-dir) (the workspace's
-    checkpoint folder), C(--api-auth) (always) and C(--gradio-auth), then the instance's
-    C(args_extra).
-  - The result holds the password; write it to a 0600 env file only (C(no_log)).
-  - C(--gpu-device-id) is 0, the index of the instance's one GPU inside its container (a device
-    reservation or NVIDIA_VISIBLE_DEVICES exposes only that GPU, numbered 0 by CUDA).
-  - The same file provides C(forge_instances) (validate the instance list and fill in defaults),
-    C(forge_env) (the env file's variables), C(forge_environment) (the non-secret compose
-    environment), C(forge_credential_problems), C(forge_settings_merge) (the role's keys over a
-    settings file Forge rewrote) and C(forge_endpoints) (checks for
-    M(myia.genai_stack.endpoint_health)).
-options:
-  _input:
-    description: One instance from C(forge_instances).
-    type: dict
-    required: true
-  user:
-    description: The C(--api-auth) user.
-    type: str
-    required: true
-  password:
-    description: The C(--api-auth) password.
-    type: str
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Check the instances
-  ansible.builtin.set_fact:
-    forge_turbo_checked: "{{ forge_turbo_instances | myia.genai_stack.forge_instances(defaults={'image': forge_turbo_image}) }}"
-
-- name: Write the env file of each instance
-  ansible.builtin.copy:
-    dest: "/opt/genai/forge/{{ item.name }}.env"
-    content: "{{ item | myia.genai_stack.forge_env(forge_turbo_api_user, forge_turbo_api_password, forge_turbo_web_token) | myia.genai_stack.to_dotenv }}"
-    mode: "0600"
-  loop: "{{ forge_turbo_checked }}"
-  no_log: true
-
-- name: Show a command line (masked)
-  ansible.builtin.debug:
-    msg: "{{ forge_turbo_checked[0] | myia.genai_stack.forge_args('forge', '***') }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The FORGE_ARGS string.
-  type: str
-"""
 
 from typing import Any
 

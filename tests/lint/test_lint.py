@@ -45,10 +45,14 @@ def test_playbook_syntax(playbook: Path) -> None:
 @pytest.mark.parametrize(
     "plugin",
     sorted(
-        f"{kind}:{p.stem}"
-        for kind in ("module", "filter")
-        for p in (ROOT / "plugins" / ("modules" if kind == "module" else kind)).glob("*.py")
-        if not p.name.startswith("_")
+        {
+            f"{kind}:{p.stem}"
+            for kind in ("module", "filter")
+            # a filter file with several filters documents each in its own <name>.yml
+            for pattern in (("*.py",) if kind == "module" else ("*.py", "*.yml"))
+            for p in (ROOT / "plugins" / ("modules" if kind == "module" else kind)).glob(pattern)
+            if not p.name.startswith("_")
+        }
     ),
 )
 def test_ansible_doc_renders(plugin: str) -> None:
