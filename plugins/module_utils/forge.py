@@ -159,7 +159,7 @@ REQUIRED = ("name", "port", "gpus")
 ROLE_ONLY = ("image", "root_dir", "turbo_ui_settings", "turbo_ui_config")
 
 
-class ForgeSpecError(ValueError):
+class ForgeSpecError(specs.SpecError):
     pass
 
 
@@ -243,7 +243,9 @@ def normalize(
     variable.
     """
     if not isinstance(instances, list) or not instances:
-        raise ForgeSpecError(f"{variable} must be a non-empty list of instances")
+        raise ForgeSpecError(
+            "invalid Forge instances", [f"{variable} must be a non-empty list of instances"]
+        )
     role = {k: v for k, v in (defaults or {}).items() if v is not None}
     base = {**INSTANCE_DEFAULTS, **{k: v for k, v in role.items() if k in INSTANCE_DEFAULTS}}
     image = str(role.get("image") or "ghcr.io/ai-dock/stable-diffusion-webui-forge:latest-cuda")
@@ -334,15 +336,19 @@ def normalize(
                 problems.append(
                     f"{label}: {where}.env.{key} is not allowed (set by the role or invalid)"
                 )
-        for key in ("load_timeout",):
-            try:
-                inst[key] = int(inst[key])
-            except (TypeError, ValueError):
-                problems.append(f"{label}: {where}.{key} must be a number of seconds")
-        if not re.match(r"^[A-Za-z0-9.:_-]+$", str(inst["bind_address"])):
-            problems.append(
-                f"{label}: {where}.bind_address '{inst['bind_address']}' is not an address"
+        problems += [
+            f"{label}: {p}"
+            for p in (
+                specs.positive_int_problem(inst["load_timeout"], f"{where}.load_timeout",
+                                           "a positive number of seconds"),  # fmt: skip
+                specs.address_problem(inst["bind_address"], f"{where}.bind_address"),
+                specs.hostname_problem(inst["hostname"], f"{where}.hostname"),
+                specs.image_problem(inst["image"], f"{where} image (forge_turbo_image)"),
             )
+            if p
+        ]
+        if not specs.positive_int_problem(inst["load_timeout"], "", ""):
+            inst["load_timeout"] = int(inst["load_timeout"])
         inst["sdxl_turbo"] = bool(inst["sdxl_turbo"])
         inst["gradio_auth"] = bool(inst["gradio_auth"])
 
@@ -389,7 +395,7 @@ def normalize(
         }
         result.append(inst)
     if problems:
-        raise ForgeSpecError("invalid Forge instances:\n- " + "\n- ".join(problems))
+        raise ForgeSpecError("invalid Forge instances", problems)
     return result
 
 

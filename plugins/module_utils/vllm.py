@@ -53,8 +53,53 @@ MODEL_DEFAULTS: dict[str, Any] = {
 REQUIRED = ("name", "model", "port", "gpus", "gpu_memory_utilization")
 
 
-class VllmSpecError(ValueError):
+class VllmSpecError(specs.SpecError):
     pass
+
+
+def _model_problems(model: dict[str, Any], where: str, label: str) -> list[str]:
+    """Every value that would break the compose file, the command line or the plan."""
+    problems = [
+        p
+        for p in (
+            specs.name_problem(model["name"], f"{where}.name"),
+            specs.port_problem(model["port"], f"{where}.port"),
+            specs.gpus_problem(model["gpus"], f"{where}.gpus"),
+            specs.share_problem(model["gpu_memory_utilization"], f"{where}.gpu_memory_utilization"),
+            specs.positive_int_problem(model["load_timeout"], f"{where}.load_timeout",
+                                       "a positive number of seconds"),  # fmt: skip
+            specs.image_problem(model["image"], f"{where}.image (or vllm_qwen3_image)")
+            if model["image"] is not None
+            else None,
+            specs.address_problem(model["bind_address"], f"{where}.bind_address"),
+            specs.hostname_problem(model["hostname"], f"{where}.hostname"),
+            specs.text_problem(model["model"], f"{where}.model"),
+        )
+        if p
+    ]
+    for key in ("tensor_parallel_size", "max_model_len"):
+        if model[key] is not None:
+            problem = specs.positive_int_problem(
+                model[key], f"{where}.{key}", "a positive integer (e.g. 32768, not '32k')"
+            )
+            if problem:
+                problems.append(problem)
+    names = model["served_model_names"]
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names)
+    ):
+        problems.append(f"{where}.served_model_names {names!r} must be a list of names")
+    elif names:
+        problems += [p for n in names if (p := specs.text_problem(n, f"{where}.served_model_names"))]
+    args = model["extra_args"]
+    if not isinstance(args, list):
+        problems.append(f"{where}.extra_args must be a list of arguments")
+    else:
+        problems += [
+            p for i, a in enumerate(args) if (p := specs.text_problem(a, f"{where}.extra_args[{i}]"))
+        ]
+    problems += specs.env_problems(model["env"], f"{where}.env", ("VLLM_API_KEY", "HF_TOKEN"))
+    return [f"{label}: {p}" for p in problems]
 
 
 def normalize(
@@ -69,7 +114,7 @@ def normalize(
     naming the model and the variable on a missing key or an unsupported value.
     """
     if not isinstance(models, list) or not models:
-        raise VllmSpecError(f"{variable} must be a non-empty list of models")
+        raise VllmSpecError("invalid vLLM models", [f"{variable} must be a non-empty list of models"])
     base = {**MODEL_DEFAULTS, **{k: v for k, v in (defaults or {}).items() if v is not None}}
     problems: list[str] = []
     names: dict[str, int] = {}
@@ -81,11 +126,18 @@ def normalize(
         if name in names:
             problems.append(f"{label}: duplicate name, also {variable}[{names[name]}].name")
         names.setdefault(name, i)
+        own = _model_problems(model, where, label)
+        if own:
+            problems += own
+            continue
         model["gpus"] = [int(g) for g in model["gpus"]]
         model["port"] = int(model["port"])
         model["load_timeout"] = int(model["load_timeout"])
         if model["tensor_parallel_size"] is None:
             model["tensor_parallel_size"] = len(model["gpus"])
+        model["tensor_parallel_size"] = int(model["tensor_parallel_size"])
+        if model["max_model_len"] is not None:
+            model["max_model_len"] = int(model["max_model_len"])
         model["served_model_names"] = list(model["served_model_names"] or [name])
         for key, allowed in (
             ("dtype", DTYPES),
@@ -99,9 +151,12 @@ def normalize(
                     f"{label}: {where}.{key} '{value}' is not supported; use one of "
                     + ", ".join(allowed)
                 )
+        if model["enable_auto_tool_choice"] and model["tool_call_parser"] in (None, ""):
+            problems.append(
+                f"{label}: {where}.tool_call_parser is empty while enable_auto_tool_choice is on; "
+                "vLLM needs a parser (" + ", ".join(TOOL_CALL_PARSERS) + ")"
+            )
         share = float(model["gpu_memory_utilization"])
-        if not 0.0 < share <= 1.0:
-            problems.append(f"{label}: {where}.gpu_memory_utilization {share} must be in (0, 1]")
         model["gpu_wish"] = {
             "service": name,
             "source": where,
@@ -113,7 +168,7 @@ def normalize(
         }
         result.append(model)
     if problems:
-        raise VllmSpecError("invalid vLLM models:\n- " + "\n- ".join(problems))
+        raise VllmSpecError("invalid vLLM models", problems)
     return result
 
 

@@ -107,7 +107,7 @@ def test_unknown_playbook_and_listing(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(cli(tmp_path, "playbooks")) == 0
     out = capsys.readouterr().out
     assert "site             site.yml  (genai-stack deploy)" in out
-    assert "gpu_plan         playbooks/gpu_plan.yml" in out
+    assert "stack_model      playbooks/stack_model.yml" in out
 
 
 def test_status_reads_the_demo_inventory(

@@ -188,7 +188,7 @@ def test_caddy_runs_only_with_a_web_port() -> None:
         ({"image_tag": "bad tag"}, "image_tag 'bad tag' is not a valid image tag"),
         ({"settings_file": "../config.json"}, "settings_file '../config.json' must be a .json file"),
         ({"ui_config_file": "/etc/x.json"}, "ui_config_file '/etc/x.json' must be a .json file"),
-        ({"bind_address": "0.0.0.0 --share"}, "bind_address '0.0.0.0 --share' is not an address"),
+        ({"bind_address": "0.0.0.0 --share"}, "bind_address '0.0.0.0 --share' is not an IP address"),
     ],
 )  # fmt: skip
 def test_bad_instances_name_the_variable(change: dict[str, Any], message: str) -> None:
