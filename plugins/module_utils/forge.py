@@ -248,7 +248,7 @@ def normalize(
         )
     role = {k: v for k, v in (defaults or {}).items() if v is not None}
     base = {**INSTANCE_DEFAULTS, **{k: v for k, v in role.items() if k in INSTANCE_DEFAULTS}}
-    image = str(role.get("image") or "ghcr.io/ai-dock/stable-diffusion-webui-forge:latest-cuda")
+    image = str(role.get("image", "ghcr.io/ai-dock/stable-diffusion-webui-forge:latest-cuda"))
     root_dir = str(role.get("root_dir") or "/opt/genai/forge").rstrip("/")
     problems: list[str] = []
     names: dict[str, str] = {}

@@ -37,7 +37,7 @@ _PROXY_KEYS = ("publish", "overrides", "backend_host", "certificates", "default_
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "<", "example", "xxxxxxxx")
 #: stack-wide variables the model checks, beside each kind's own
 STACK_VARIABLES = ("genai_root_dir", "genai_bind_address", "genai_panel_port",
-                   "token_sync_clients", "token_sync_secret")  # fmt: skip
+                   "token_sync_clients", "token_sync_secret", "update_services")  # fmt: skip
 
 
 class StackModelError(ValueError):
@@ -140,6 +140,17 @@ def build(
             problems.append(problem)
     clients = _clients(values.get("token_sync_clients"), records, problems)
     _secret(values.get("token_sync_secret"), problems)
+    wanted = values.get("update_services")
+    if wanted is not None and len(scope) == len(catalogue.KINDS):
+        names = [r["name"] for r in records]
+        unknown = [str(s) for s in wanted] if not isinstance(wanted, list) else [
+            str(s) for s in wanted if s not in names
+        ]
+        if unknown:
+            problems.append(
+                f"update_services names unknown service(s) {', '.join(unknown)} "
+                f"(known: {', '.join(names)})"
+            )
 
     plan: dict[str, Any] = {}
     plans: dict[str, Any] = {}
