@@ -318,6 +318,47 @@ class Driver:
             raise DriverError("ansible-inventory did not return a mapping")
         return data
 
+    def stack_models(
+        self,
+        inventory: str | list[str] | None = None,
+        vault_password_file: str | None = None,
+        limit: str | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Each host's stack model, built by Ansible itself: playbooks/stack_model.yml in check
+        mode, GPUs as declared (no connection to the hosts). Per host ``{"model": ...}``, or
+        ``{"problems": [...]}`` when its model is refused, each naming the variable."""
+        cmd = ["ansible-playbook", str(self.project.resolve_playbook("stack_model")), "--check",
+               "-e", "genai_discover_gpus=false", *self._inventory_args(inventory)]  # fmt: skip
+        if limit:
+            cmd += ["--limit", limit]
+        extra = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
+        if vault_password_file:
+            extra["ANSIBLE_VAULT_PASSWORD_FILE"] = vault_password_file
+        proc = subprocess.run(
+            cmd,
+            cwd=self.project.root,
+            env=self._subprocess_env(extra),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        try:
+            report = json.loads(proc.stdout)
+        except json.JSONDecodeError as exc:
+            raise DriverError(f"stack_model.yml failed: {proc.stderr.strip()[-2000:]}") from exc
+        models: dict[str, dict[str, Any]] = {}
+        for play in report.get("plays") or []:
+            for task in play.get("tasks") or []:
+                if task["task"]["name"] != "Build and check the stack model":
+                    continue
+                for host, res in (task.get("hosts") or {}).items():
+                    if res.get("failed"):
+                        models[host] = {"problems": res.get("problems") or [res.get("msg", "")]}
+                    elif "model" in res:
+                        models[host] = {"model": res["model"]}
+        return models
+
     def hosts_for(self, request: RunRequest) -> list[str]:
         """The hosts the request's playbook would touch (``ansible-playbook --list-hosts``)."""
         playbook = self.project.resolve_playbook(request.playbook)

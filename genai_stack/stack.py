@@ -1,27 +1,19 @@
 """The stack as the inventory describes it: hosts, their services and GPU plan, and live health.
 
-Read from ``ansible-inventory --list`` (through the driver) and computed with the collection's
-own ``plugins/module_utils`` (``services``, ``vllm``, ``forge``, ``gpu_plan``, ``http_checks``), so
-the panel and the CLI show the one service model the roles deploy, never a second list.
-Records hold no secret; a variable still holding a Jinja template is shown as not evaluated.
+Hosts and groups come from ``ansible-inventory --list``; services and GPU plan from the stack
+model Ansible itself builds (``playbooks/stack_model.yml``, through the driver), so the panel and
+the CLI show the model the roles deploy, never a second reading of group_vars. Records hold no
+secret; a host whose model is refused shows the problems, each naming the variable.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from genai_stack.driver import Driver
 
-#: the service variables of the roles, per kind: (variable, normalize module or None)
-SERVICE_VARS = {
-    "vllm": ("vllm_qwen3_models", "vllm"),
-    "comfyui": ("comfyui_qwen_auth_service", None),
-    "forge": ("forge_turbo_instances", "forge"),
-}
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -107,52 +99,6 @@ class Health:
         return asdict(self)
 
 
-_REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_BARE_REFERENCE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
-
-
-def _templated(value: Any) -> bool:
-    """A Jinja expression anywhere in the value (the panel does not evaluate Jinja)."""
-    if isinstance(value, str):
-        return "{{" in value
-    if isinstance(value, dict):
-        return any(_templated(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_templated(v) for v in value)
-    return False
-
-
-def _explained(exc: Exception, variable: str, value: Any) -> str:
-    """The collection's own message, plus why it may be the panel's doing (Jinja left as is)."""
-    if _templated(value):
-        return f"{exc} ({variable} holds Jinja expressions the panel does not evaluate)"
-    return str(exc)
-
-
-def _resolve(value: Any, context: dict[str, Any], depth: int = 0) -> Any:
-    """Plain ``{{ variable }}`` references replaced by that variable, at any depth: a bare one by
-    the value itself (group_vars commonly point one list at another variable), one inside a string
-    by its text. Any other Jinja is left as it is."""
-    if depth > 8:
-        return value
-    if isinstance(value, str):
-        match = _BARE_REFERENCE.match(value.strip())
-        if match and match.group(1) in context:
-            return _resolve(context[match.group(1)], context, depth + 1)
-
-        def text(m: re.Match[str]) -> str:
-            found = context.get(m.group(1))
-            scalar = isinstance(found, (str, int, float)) and not isinstance(found, bool)
-            return str(_resolve(found, context, depth + 1)) if scalar else m.group(0)
-
-        return _REFERENCE.sub(text, value)
-    if isinstance(value, dict):
-        return {k: _resolve(v, context, depth) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, context, depth) for v in value]
-    return value
-
-
 def _groups_of(inventory: dict[str, Any]) -> dict[str, list[str]]:
     """host -> groups (direct and inherited), from ansible-inventory's group tree."""
     parents: dict[str, set[str]] = {}
@@ -193,39 +139,16 @@ def _is_local(host: str, hostvars: dict[str, Any]) -> tuple[bool, str, str]:
         return False, connection, address
 
 
-def host_view(driver: Driver, host: str, hostvars: dict[str, Any], groups: list[str]) -> HostView:
-    """One host's services and GPU plan from its variables."""
+def host_view(
+    host: str, hostvars: dict[str, Any], groups: list[str], built: dict[str, Any] | None
+) -> HostView:
+    """One host's services and GPU plan from its stack model (``Driver.stack_models``)."""
     local, connection, address = _is_local(host, hostvars)
     view = HostView(host, groups, connection, address, local)
-    project = driver.project
-    services_mu = project.module_util("services")
-    plan_mu = project.module_util("gpu_plan")
-    specs: dict[str, Any] = {}
-    wishes: list[dict[str, Any]] = []
-    for kind, (variable, normalizer) in SERVICE_VARS.items():
-        value = _resolve(hostvars.get(variable), hostvars)
-        if value in (None, "", []):
-            continue
-        specs[kind] = value
-        if normalizer is None:
-            continue
-        try:
-            module = project.module_util(normalizer)
-            if normalizer == "forge":
-                normalized = module.normalize(value, None, variable, require_sha256=False)
-            else:
-                normalized = module.normalize(value, None, variable)
-            wishes += [item["gpu_wish"] for item in normalized]
-        except Exception as exc:  # the collection's own validation message
-            specs.pop(kind)
-            view.problems.append(_explained(exc, variable, value))
-    try:
-        records = services_mu.build(specs.get("vllm"), specs.get("comfyui"), specs.get("forge"))
-    except Exception as exc:
-        view.problems.append(_explained(exc, "the service model", specs))
-        records = []
-    wishes += [r["gpu_wish"] for r in records if r["kind"] == "comfyui" and "gpu_wish" in r]
-    for rec in records:
+    built = built or {}
+    view.problems = [str(p) for p in built.get("problems") or []]
+    model = built.get("model") or {}
+    for rec in model.get("services") or []:
         view.services.append(
             Service(
                 name=str(rec["name"]),
@@ -242,46 +165,32 @@ def host_view(driver: Driver, host: str, hostvars: dict[str, Any], groups: list[
                 source=str(rec.get("source") or ""),
             )
         )
-    gpus = _resolve(hostvars.get("genai_gpus"), hostvars) or []
-    ceiling = _resolve(hostvars.get("genai_gpu_share_ceiling", 1.0), hostvars)
-    if _templated(gpus) or _templated(ceiling):
-        view.problems.append("genai_gpus is a template; GPU plan not evaluated by the panel")
-    elif wishes or gpus:
-        try:
-            plan = plan_mu.plan(wishes, list(gpus), float(ceiling))
-        except Exception as exc:
-            view.problems.append(str(exc))
-        else:
-            view.gpus = [
-                GpuRow(
-                    index=int(g["index"]),
-                    name=str(g.get("name") or ""),
-                    memory_total_mib=g.get("memory_total_mib"),
-                    services=tuple(g.get("services") or []),
-                    memory_share=float(g.get("memory_share") or 0.0),
-                )
-                for g in plan["gpus"]
-            ]
-            view.waves = [list(w) for w in plan["waves"]]
-            view.plan_table = str(plan["table"])
+    plan = model.get("gpu_plan") or {}
+    view.gpus = [
+        GpuRow(
+            index=int(g["index"]),
+            name=str(g.get("name") or ""),
+            memory_total_mib=g.get("memory_total_mib"),
+            services=tuple(g.get("services") or []),
+            memory_share=float(g.get("memory_share") or 0.0),
+        )
+        for g in plan.get("gpus") or []
+    ]
+    view.waves = [list(w) for w in plan.get("waves") or []]
+    view.plan_table = str(plan.get("table") or "")
     return view
 
 
 def load(
     driver: Driver, inventory: str | None = None, vault_password_file: str | None = None
 ) -> list[HostView]:
-    """Every host of the inventory, with its services and GPU plan."""
+    """Every host of the inventory, with its services and GPU plan as Ansible builds them."""
     data = driver.inventory(inventory, vault_password_file)
     hostvars: dict[str, dict[str, Any]] = (data.get("_meta") or {}).get("hostvars") or {}
     groups = _groups_of(data)
     names = sorted(set(hostvars) | set(groups))
-    # ansible-inventory leaves out the magic variables; inventory_dir is the one group_vars use
-    paths = [Path(p) for p in driver.inventory_paths(inventory)]
-    first = paths[0] if paths else driver.project.configured_inventory()
-    magic = {"inventory_dir": str(first if first.is_dir() else first.parent)} if first else {}
-    return [
-        host_view(driver, h, {**magic, **(hostvars.get(h) or {})}, groups.get(h, [])) for h in names
-    ]
+    models = driver.stack_models(inventory, vault_password_file)
+    return [host_view(h, hostvars.get(h) or {}, groups.get(h, []), models.get(h)) for h in names]
 
 
 def check_health(driver: Driver, hosts: list[HostView], timeout: float = 2.0) -> list[Health]:

@@ -55,7 +55,7 @@ class ActionModule(ActionBase):
                 continue
             try:
                 values[name] = templar.resolve_variable_expression(name)
-            except Exception as exc:  # noqa: BLE001 - any evaluation error is the admin's to see
+            except Exception as exc:
                 problems.append(f"{name}: cannot be evaluated: {_first_line(exc)}")
                 values[name] = None
 
@@ -64,7 +64,7 @@ class ActionModule(ActionBase):
                 return default
             try:
                 return templar.resolve_variable_expression(name)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 problems.append(f"{name}: cannot be evaluated: {_first_line(exc)}")
                 return default
 

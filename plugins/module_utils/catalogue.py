@@ -43,7 +43,9 @@ class Kind:
     #: checks proving one service refuses credentials (the ones before a rotation)
     refusals: Callable[[dict[str, Any], Mapping[str, Any]], list[Check]]
     #: client .env keys for the services of this kind (records, credentials, url of a record)
-    client_env: Callable[[list[dict[str, Any]], Mapping[str, Any], Callable[..., str]], dict[str, str]]
+    client_env: Callable[
+        [list[dict[str, Any]], Mapping[str, Any], Callable[..., str]], dict[str, str]
+    ]
     #: keys of the spec, beyond the record's, that the record keeps (served model names, ...)
     record_keys: tuple[str, ...] = field(default=())
 
@@ -186,8 +188,9 @@ def _read_comfyui(v: Values) -> list[dict[str, Any]]:
             specs.share_problem(var("gpu_memory_share"), where("gpu_memory_share")),
             specs.image_problem(var("image"), where("image"))
             or (specs.image_problem(image, where("image_tag")) if tag not in (None, "") else None),
-            specs.positive_int_problem(var("start_timeout"), where("start_timeout"),
-                                       "a positive number of seconds"),  # fmt: skip
+            specs.positive_int_problem(
+                var("start_timeout"), where("start_timeout"), "a positive number of seconds"
+            ),
         )
         if p
     ]
@@ -236,7 +239,11 @@ def _read_comfyui(v: Values) -> list[dict[str, Any]]:
         url = model.get("url")
         if url not in (None, "") and not re.match(r"^(https?|ftp|file)://\S+$", str(url)):
             problems.append(f"{at}.url {url!r} must be an http(s)://, ftp:// or file:// URL")
-        if url not in (None, "") and sha in (None, "") and not v.get(f"{_COMFYUI}_allow_unverified"):
+        if (
+            url not in (None, "")
+            and sha in (None, "")
+            and not v.get(f"{_COMFYUI}_allow_unverified")
+        ):
             problems.append(
                 f"{at}.sha256 is required with {at}.url (or set "
                 f"{_COMFYUI}_allow_unverified: true): the download is verified against it"
@@ -355,13 +362,24 @@ KINDS: dict[str, Kind] = {
             name="vllm",
             role="vllm_qwen3",
             variable="vllm_qwen3_models",
-            variables=("vllm_qwen3_models", "vllm_qwen3_image", "vllm_qwen3_tool_call_parser",
-                       "vllm_qwen3_reasoning_parser", "vllm_qwen3_load_timeout",
-                       "vllm_qwen3_bind_address"),  # fmt: skip
+            variables=(
+                "vllm_qwen3_models",
+                "vllm_qwen3_image",
+                "vllm_qwen3_tool_call_parser",
+                "vllm_qwen3_reasoning_parser",
+                "vllm_qwen3_load_timeout",
+                "vllm_qwen3_bind_address",
+            ),
             read=_read_vllm,
-            http={"health_path": "/health", "ready_path": "/v1/models", "auth": "bearer",
-                  "websocket_paths": [], "max_body_mb": 16, "timeout_s": 900,
-                  "streaming": True},  # fmt: skip
+            http={
+                "health_path": "/health",
+                "ready_path": "/v1/models",
+                "auth": "bearer",
+                "websocket_paths": [],
+                "max_body_mb": 16,
+                "timeout_s": 900,
+                "streaming": True,
+            },
             checks=_vllm_checks,
             refusals=_vllm_refusals,
             client_env=_vllm_env,
@@ -373,14 +391,33 @@ KINDS: dict[str, Kind] = {
             variable="comfyui_qwen_auth_port",
             variables=tuple(
                 f"{_COMFYUI}_{k}"
-                for k in ("service_name", "port", "hostname", "bind_address", "gpu",
-                          "gpu_memory_share", "image", "image_tag", "env", "start_timeout",
-                          "extra_args", "cors_origin", "models", "allow_unverified")
-            ),  # fmt: skip
+                for k in (
+                    "service_name",
+                    "port",
+                    "hostname",
+                    "bind_address",
+                    "gpu",
+                    "gpu_memory_share",
+                    "image",
+                    "image_tag",
+                    "env",
+                    "start_timeout",
+                    "extra_args",
+                    "cors_origin",
+                    "models",
+                    "allow_unverified",
+                )
+            ),
             read=_read_comfyui,
-            http={"health_path": "/system_stats", "ready_path": "/system_stats",
-                  "auth": "comfyui_token", "websocket_paths": ["/ws", "/api/ws"],
-                  "max_body_mb": 100, "timeout_s": 900, "streaming": False},  # fmt: skip
+            http={
+                "health_path": "/system_stats",
+                "ready_path": "/system_stats",
+                "auth": "comfyui_token",
+                "websocket_paths": ["/ws", "/api/ws"],
+                "max_body_mb": 100,
+                "timeout_s": 900,
+                "streaming": False,
+            },
             checks=_comfyui_checks,
             refusals=_comfyui_refusals,
             client_env=_comfyui_env,
@@ -391,14 +428,31 @@ KINDS: dict[str, Kind] = {
             variable="forge_turbo_instances",
             variables=tuple(
                 f"forge_turbo_{k}"
-                for k in ("instances", "image", "root_dir", "memory_share", "load_timeout",
-                          "bind_address", "gradio_auth", "settings_file", "ui_config_file",
-                          "ui_settings", "ui_config", "fetch_checkpoints")
-            ),  # fmt: skip
+                for k in (
+                    "instances",
+                    "image",
+                    "root_dir",
+                    "memory_share",
+                    "load_timeout",
+                    "bind_address",
+                    "gradio_auth",
+                    "settings_file",
+                    "ui_config_file",
+                    "ui_settings",
+                    "ui_config",
+                    "fetch_checkpoints",
+                )
+            ),
             read=_read_forge,
-            http={"health_path": "/internal/ping", "ready_path": "/sdapi/v1/sd-models",
-                  "auth": "basic", "websocket_paths": ["/queue/join"], "max_body_mb": 100,
-                  "timeout_s": 900, "streaming": False},  # fmt: skip
+            http={
+                "health_path": "/internal/ping",
+                "ready_path": "/sdapi/v1/sd-models",
+                "auth": "basic",
+                "websocket_paths": ["/queue/join"],
+                "max_body_mb": 100,
+                "timeout_s": 900,
+                "streaming": False,
+            },
             checks=_forge_checks,
             refusals=_forge_refusals,
             client_env=_forge_env,

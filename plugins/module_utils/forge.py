@@ -339,8 +339,9 @@ def normalize(
         problems += [
             f"{label}: {p}"
             for p in (
-                specs.positive_int_problem(inst["load_timeout"], f"{where}.load_timeout",
-                                           "a positive number of seconds"),  # fmt: skip
+                specs.positive_int_problem(
+                    inst["load_timeout"], f"{where}.load_timeout", "a positive number of seconds"
+                ),
                 specs.address_problem(inst["bind_address"], f"{where}.bind_address"),
                 specs.hostname_problem(inst["hostname"], f"{where}.hostname"),
                 specs.image_problem(inst["image"], f"{where} image (forge_turbo_image)"),

@@ -39,7 +39,9 @@ def record(kind: str, spec: dict[str, Any], source: str) -> dict[str, Any]:
         "backend_url": f"http://{reach}:{int(spec['port'])}",
         "gpus": [int(g) for g in spec.get("gpus") or []],
         "served_model_names": list(spec.get("served_model_names") or [])
-        or ([str(spec["name"])] if "served_model_names" in catalogue.KINDS[kind].record_keys else []),
+        or (
+            [str(spec["name"])] if "served_model_names" in catalogue.KINDS[kind].record_keys else []
+        ),
         **KINDS[kind],
     }
     if spec.get("memory_share") not in (None, ""):

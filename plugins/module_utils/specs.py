@@ -63,9 +63,9 @@ _DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 def name_problem(value: Any, where: str) -> str | None:
     text = str(value) if value is not None else ""
-    if isinstance(value, (str, int)) and not isinstance(value, bool) and NAME_RE.match(text):
-        if ".." not in text:
-            return None
+    valid = isinstance(value, (str, int)) and not isinstance(value, bool)
+    if valid and NAME_RE.match(text) and ".." not in text:
+        return None
     return (
         f"{where} {value!r} must be letters, digits, '.', '-' or '_' (at most 63, no '..'): "
         "it names the compose service and its files"

@@ -111,7 +111,7 @@ def build(
             records.append(services.record(kind.name, spec, source))
 
     owners: dict[str, str] = {}
-    for key, where, noun in (("name", "name", "name"), ("hostname", "hostname", "hostname")):
+    for key in ("name", "hostname"):
         owners = {}
         for rec in records:
             value = rec[key]
@@ -120,7 +120,7 @@ def build(
             value = str(value).lower() if key == "hostname" else value
             if value in owners:
                 problems.append(
-                    f"{rec['source']}: {noun} {value!r} is already used by {owners[value]}"
+                    f"{rec['source']}: {key} {value!r} is already used by {owners[value]}"
                 )
             owners.setdefault(value, f"{rec['source']} ({rec['name']})")
     ports = _ports(found, records, values, groups, problems)
@@ -143,9 +143,11 @@ def build(
     wanted = values.get("update_services")
     if wanted is not None and len(scope) == len(catalogue.KINDS):
         names = [r["name"] for r in records]
-        unknown = [str(s) for s in wanted] if not isinstance(wanted, list) else [
-            str(s) for s in wanted if s not in names
-        ]
+        unknown = (
+            [str(s) for s in wanted]
+            if not isinstance(wanted, list)
+            else [str(s) for s in wanted if s not in names]
+        )
         if unknown:
             problems.append(
                 f"update_services names unknown service(s) {', '.join(unknown)} "

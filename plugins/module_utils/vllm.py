@@ -66,8 +66,9 @@ def _model_problems(model: dict[str, Any], where: str, label: str) -> list[str]:
             specs.port_problem(model["port"], f"{where}.port"),
             specs.gpus_problem(model["gpus"], f"{where}.gpus"),
             specs.share_problem(model["gpu_memory_utilization"], f"{where}.gpu_memory_utilization"),
-            specs.positive_int_problem(model["load_timeout"], f"{where}.load_timeout",
-                                       "a positive number of seconds"),  # fmt: skip
+            specs.positive_int_problem(
+                model["load_timeout"], f"{where}.load_timeout", "a positive number of seconds"
+            ),
             specs.image_problem(model["image"], f"{where}.image (or vllm_qwen3_image)")
             if model["image"] is not None
             else None,
@@ -90,13 +91,17 @@ def _model_problems(model: dict[str, Any], where: str, label: str) -> list[str]:
     ):
         problems.append(f"{where}.served_model_names {names!r} must be a list of names")
     elif names:
-        problems += [p for n in names if (p := specs.text_problem(n, f"{where}.served_model_names"))]
+        problems += [
+            p for n in names if (p := specs.text_problem(n, f"{where}.served_model_names"))
+        ]
     args = model["extra_args"]
     if not isinstance(args, list):
         problems.append(f"{where}.extra_args must be a list of arguments")
     else:
         problems += [
-            p for i, a in enumerate(args) if (p := specs.text_problem(a, f"{where}.extra_args[{i}]"))
+            p
+            for i, a in enumerate(args)
+            if (p := specs.text_problem(a, f"{where}.extra_args[{i}]"))
         ]
     problems += specs.env_problems(model["env"], f"{where}.env", ("VLLM_API_KEY", "HF_TOKEN"))
     return [f"{label}: {p}" for p in problems]
@@ -114,7 +119,9 @@ def normalize(
     naming the model and the variable on a missing key or an unsupported value.
     """
     if not isinstance(models, list) or not models:
-        raise VllmSpecError("invalid vLLM models", [f"{variable} must be a non-empty list of models"])
+        raise VllmSpecError(
+            "invalid vLLM models", [f"{variable} must be a non-empty list of models"]
+        )
     base = {**MODEL_DEFAULTS, **{k: v for k, v in (defaults or {}).items() if v is not None}}
     problems: list[str] = []
     names: dict[str, int] = {}

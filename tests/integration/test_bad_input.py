@@ -201,7 +201,12 @@ def test_each_mistake_stops_the_first_play_naming_the_variable(
     message = failed["msg"]
     for needle in needles:
         assert needle in message, f"{needle!r} not in {message!r}"
-    for marker in ("Traceback", "CapturedExceptionMarker", "UndefinedMarker", "can only concatenate"):
+    for marker in (
+        "Traceback",
+        "CapturedExceptionMarker",
+        "UndefinedMarker",
+        "can only concatenate",
+    ):
         assert marker not in message
     assert message.startswith("The stack is not valid; nothing was changed.")
     for play in report["plays"][1:]:
@@ -218,7 +223,9 @@ def test_update_refuses_an_unknown_service_in_the_first_play(tmp_path: Path) -> 
                "-e", '{"update_services": ["qwen3-large"]}')  # fmt: skip
     report = json.loads(done.stdout)
     failed = report["plays"][0]["tasks"][1]["hosts"]["upd"]
-    assert failed["failed"] and "update_services" in failed["msg"] and "qwen3-large" in failed["msg"]
+    assert (
+        failed["failed"] and "update_services" in failed["msg"] and "qwen3-large" in failed["msg"]
+    )
     assert len(report["plays"]) == 1 or not any(
         "upd" in t["hosts"] for play in report["plays"][1:] for t in play["tasks"]
     )

@@ -68,28 +68,21 @@ def test_demo_gpu_plan_places_every_service(demo_view: stack.HostView) -> None:
     assert share == {0: 0.95, 1: 0.85, 2: 0.9}
 
 
-def test_references_are_resolved_and_other_jinja_is_named(tmp_path: Path) -> None:
-    driver = Driver(Project(ROOT))
-    hostvars = {
-        "inventory_dir": "/inv",
-        "port_var": 9001,
-        "forge_turbo_instances": [
-            {"name": "a", "port": "{{ port_var }}", "gpus": [0], "checkpoint": "{{ ckpt }}"}
-        ],
-        "ckpt": {
-            "name": "x.safetensors",
-            "url": "file://{{ inventory_dir }}/x",
-            "sha256": "0" * 64,
-        },
-        "genai_gpus": [{"index": 0, "name": "GPU", "memory_total_mib": 1000}],
-    }
-    view = stack.host_view(driver, "h", hostvars, [])
-    assert view.problems == []
-    assert [(s.name, s.port) for s in view.services] == [("a", 9001)]
-
-    hostvars["forge_turbo_instances"][0]["port"] = "{{ port_var | int + 1 }}"
-    view = stack.host_view(driver, "h", hostvars, [])
+def test_a_refused_model_is_shown_with_its_problems(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  children:\n    gpu_hosts:\n      hosts:\n        h:\n"
+        "          ansible_connection: local\n"
+        "          genai_gpus: [{index: 0}, {index: 1}, {index: 2}]\n"
+        "          forge_turbo_instances: [{name: a, port: '{{ 9000 + 1 }}', gpus: [1]}]\n"
+        "          comfyui_qwen_auth_port: 90001\n"
+    )
+    (view,) = stack.load(Driver(Project(ROOT)), str(inventory))
     assert view.services == []
-    assert len(view.problems) == 1
-    assert "forge_turbo_instances" in view.problems[0]
-    assert "Jinja expressions the panel does not evaluate" in view.problems[0]
+    assert view.problems == ["comfyui_qwen_auth_port 90001 is not a port number (1-65535)"]
+
+    inventory.write_text(inventory.read_text().replace("90001", "9002"))
+    (view,) = stack.load(Driver(Project(ROOT)), str(inventory))
+    assert view.problems == []
+    # Jinja is evaluated by Ansible, as the roles see it
+    assert ("a", 9001) in [(s.name, s.port) for s in view.services]
