@@ -107,7 +107,9 @@ def test_a_role_builds_only_its_kind() -> None:
 def test_a_proxy_host_checks_its_certificates() -> None:
     values = stack_values()
     found = problems(values, groups=["gpu_hosts", "proxy_hosts"])
-    assert any(p.startswith("nginx_reverse_proxy_certificates['micro.vllm.myia.io']") for p in found)
+    assert any(
+        p.startswith("nginx_reverse_proxy_certificates['micro.vllm.myia.io']") for p in found
+    )
     values["nginx_reverse_proxy_default_certificate"] = {
         "certificate": "/etc/ssl/a.pem",
         "key": "/etc/ssl/a.key",
