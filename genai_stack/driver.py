@@ -327,6 +327,8 @@ class Driver:
         """Each host's stack model, built by Ansible itself: playbooks/stack_model.yml in check
         mode, GPUs as declared (no connection to the hosts). Per host ``{"model": ...}``, or
         ``{"problems": [...]}`` when its model is refused, each naming the variable."""
+        if "stack_model" not in self.project.playbooks():
+            return {}  # a project without the collection's playbooks models no service
         cmd = ["ansible-playbook", str(self.project.resolve_playbook("stack_model")), "--check",
                "-e", "genai_discover_gpus=false", *self._inventory_args(inventory)]  # fmt: skip
         if limit:

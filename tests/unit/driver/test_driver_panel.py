@@ -87,6 +87,9 @@ def project(tmp_path: Path, health_server: int) -> Project:
         "[defaults]\ninventory = hosts.yml\nretry_files_enabled = False\n"
     )
     (root / "site.yml").write_text(yaml.safe_dump(PLAYBOOKS["quick"]))
+    # the panel takes each host's stack model from the collection's own playbook
+    (root / "playbooks" / "stack_model.yml").symlink_to(ROOT / "playbooks" / "stack_model.yml")
+    (root / "collections").symlink_to(ROOT / "collections")
     for name, plays in PLAYBOOKS.items():
         (root / "playbooks" / f"{name}.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
     common = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
@@ -94,7 +97,7 @@ def project(tmp_path: Path, health_server: int) -> Project:
         {"name": "tiny", "model": "Qwen/Qwen3-0.6B", "port": health_server, "gpus": [0],
          "gpu_memory_utilization": 0.5},
         {"name": "gone", "model": "Qwen/Qwen3-0.6B", "port": 9, "gpus": [0],
-         "gpu_memory_utilization": 0.4},
+         "gpu_memory_utilization": 0.3},
     ]  # fmt: skip
     inventory = {
         "all": {
@@ -104,6 +107,8 @@ def project(tmp_path: Path, health_server: int) -> Project:
                         "node-a": {
                             **common,
                             "vllm_qwen3_models": models,
+                            "comfyui_qwen_auth_gpu_memory_share": 0.1,
+                            "forge_turbo_instances": [],
                             "genai_gpus": [
                                 {"index": 0, "name": "Test GPU", "memory_total_mib": 8192}
                             ],
@@ -275,7 +280,8 @@ def test_dashboard_shows_hosts_services_plan_and_live_health(logged_in: TestClie
     assert by_name["gone"]["ok"] is False and by_name["gone"]["error"]
     stack = logged_in.get("/api/stack").json()
     node_a = next(h for h in stack["hosts"] if h["name"] == "node-a")
-    assert node_a["waves"] == [["tiny"], ["gone"]]  # sharing GPU 0: one after the other
+    # sharing GPU 0: one after the other
+    assert node_a["waves"] == [["tiny"], ["gone"], ["comfyui"]]
 
 
 # -- runs ---------------------------------------------------------------------------------------

@@ -224,7 +224,7 @@ def test_playbooks_and_hosts_of_the_project() -> None:
     driver = Driver(Project(ROOT))
     books = driver.playbooks()
     assert books["site"] == ROOT / "site.yml"
-    assert "gpu_plan" in books and books["gpu_plan"].parent == ROOT / "playbooks"
+    assert "stack_model" in books and books["stack_model"].parent == ROOT / "playbooks"
     assert driver.project.resolve_playbook("deploy") == ROOT / "site.yml"
     hosts = driver.hosts_for(RunRequest("site", inventory="inventories/demo/hosts.yml"))
     assert hosts == ["gpu-host"]
