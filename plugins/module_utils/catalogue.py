@@ -245,8 +245,8 @@ def _read_comfyui(v: Values) -> list[dict[str, Any]]:
             and not v.get(f"{_COMFYUI}_allow_unverified")
         ):
             problems.append(
-                f"{at}.sha256 is required with {at}.url (or set "
-                f"{_COMFYUI}_allow_unverified: true): the download is verified against it"
+                f"{at}.sha256 is required with {at}.url ({name} would be fetched unverified; "
+                f"or set {_COMFYUI}_allow_unverified: true)"
             )
     if problems:
         raise specs.SpecError("invalid ComfyUI settings", problems)

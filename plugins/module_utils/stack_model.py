@@ -150,7 +150,7 @@ def build(
         )
         if unknown:
             problems.append(
-                f"update_services names unknown service(s) {', '.join(unknown)} "
+                f"update_services names unknown services: {', '.join(unknown)} "
                 f"(known: {', '.join(names)})"
             )
 
