@@ -8,6 +8,11 @@ when needed:
   python-dotenv take literally (no ``$`` interpolation: a bcrypt hash survives);
 * the rest is double-quoted with ``\\``, ``"``, ``$`` and newlines escaped.
 
+Every value reads back the same through python-dotenv too (the notebooks' reader), except one
+holding ``'`` or ``\\`` or a line break *and* ``$``: python-dotenv keeps the ``\\$`` that compose
+and sh need, and expands ``${NAME}`` even when quoted. Lines are split on ``\\n`` only, so form
+feeds and Unicode line separators stay inside their value.
+
 Reading accepts what people write by hand too: ``export`` prefixes, comments after a value,
 quoted values spanning lines, repeated keys (the last wins). :func:`update` rewrites only the
 assignments whose value changes and keeps every other line of the text.
@@ -74,9 +79,18 @@ class Entry:
         self.last = last  # index of its last line (> first for a multi-line quoted value)
 
 
+def _lines(text: str) -> list[str]:
+    """Lines split on \\n (and \\r\\n) only, as dotenv readers do: form feeds, vertical tabs and
+    Unicode line separators inside a value are part of it (str.splitlines would cut there)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def entries(text: str) -> list[Entry]:
     """Every assignment of ``text`` in order, duplicates included (the last one wins)."""
-    lines = text.splitlines()
+    lines = _lines(text)
     found: list[Entry] = []
     index = 0
     while index < len(lines):
@@ -127,7 +141,7 @@ def update(text: str, values: dict[str, object]) -> tuple[str, list[str]]:
         return text, []
     newline = "\r\n" if "\r\n" in text else "\n"
     starts = {entry.first: entry for entry in found if entry.key in changed}
-    lines = text.splitlines()
+    lines = _lines(text)
     out: list[str] = []
     index = 0
     while index < len(lines):

@@ -160,3 +160,41 @@ def test_docker_compose_reads_an_updated_hand_written_file(tmp_path: Path) -> No
     environment = json.loads(out.stdout)["services"]["app"]["environment"]
     decoded = {k: (v or "").replace("$$", "$") for k, v in environment.items()}
     assert decoded == {**dotenv.parse(HAND_WRITTEN), **values} == dotenv.parse(text)
+
+
+#: values that break line-based readers: form feed, vertical tab, NEL and the Unicode line and
+#: paragraph separators (str.splitlines() cuts at each), CR, trailing backslash
+SEPARATORS = {
+    "FORM_FEED": "a\fb",
+    "VTAB": "a\vb",
+    "NEL": "a\x85b",
+    "LINE_SEP": "a\u2028b",
+    "PARA_SEP": "a\u2029b",
+    "CR": "a\rb",
+    "TRAILING_BACKSLASH": "ends\\",
+    "UNICODE": "é ü 漢",
+}
+
+
+@pytest.mark.parametrize("interpolate", [False, True])
+def test_every_value_round_trips_through_python_dotenv(interpolate: bool) -> None:
+    import io
+
+    import dotenv as python_dotenv  # the reader of the notebooks and python clients
+
+    # BOTH ('it\'s "both" $HOME') needs double quotes, where compose and sh read \$ as $ but
+    # python-dotenv keeps the backslash: the writer keeps the compose/sh reading (service env files)
+    values = {k: v for k, v in {**AWKWARD, **SEPARATORS}.items() if k != "BOTH"}
+    if interpolate:  # python-dotenv expands ${...} even when quoted: no writer can keep it
+        values.pop("DOLLAR_BRACE")
+    text = dotenv.render(values)
+    read = python_dotenv.dotenv_values(stream=io.StringIO(text), interpolate=interpolate)
+    assert read == values
+    assert dotenv.parse(text) == values
+
+
+def test_separators_inside_values_keep_update_idempotent() -> None:
+    text = dotenv.render({**SEPARATORS, "LAST": "x"})
+    assert dotenv.update(text, {**SEPARATORS, "LAST": "x"}) == (text, [])
+    new, changed = dotenv.update(text, {"LAST": "y"})
+    assert changed == ["LAST"] and dotenv.parse(new) == {**SEPARATORS, "LAST": "y"}
