@@ -33,6 +33,10 @@ class ProxyRulesError(ValueError):
     pass
 
 
+#: a certificate file path that cannot end a config directive or start another
+_FILE_PATH = re.compile(r"^/[A-Za-z0-9._+@/-]+$")
+
+
 def _hms(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
@@ -74,6 +78,12 @@ def _certificate(kind: str, value: Any, where: str, problems: list[str]) -> Any:
         path = value.get(key)
         if not isinstance(path, str) or not path.startswith("/"):
             problems.append(f"{where}.{key}: an absolute file path is required")
+            return None
+        if not _FILE_PATH.match(path) or "/../" in path + "/":
+            problems.append(
+                f"{where}.{key}: {path!r} may hold only letters, digits and . _ - + @ / "
+                "(it lands in the proxy's config as it is)"
+            )
             return None
         files[key] = path
     return files

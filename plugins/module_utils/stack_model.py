@@ -12,6 +12,7 @@ Pure Python, no Ansible import.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +34,8 @@ PROXIES: dict[str, dict[str, str]] = {
 }
 _PROXY_KEYS = ("publish", "overrides", "backend_host", "certificates", "default_certificate",
                "https_port", "http_port")  # fmt: skip
+#: a compose project name
+PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 #: secrets the documentation shows as examples; never accepted as the real one
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "<", "example", "xxxxxxxx")
 #: stack-wide variables the model checks, beside each kind's own
@@ -52,7 +55,7 @@ def variables(kinds: list[str] | None = None, groups: Any = ()) -> list[str]:
     """Every variable :func:`build` reads for ``kinds`` (default all) on a host of ``groups``."""
     names = list(STACK_VARIABLES)
     for kind in _kinds(kinds):
-        names += kind.variables
+        names += [*kind.variables, f"{kind.role}_project_name"]
     for role, proxy in PROXIES.items():
         if proxy["group"] in groups:
             names += [f"{role}_{key}" for key in _PROXY_KEYS]
@@ -123,6 +126,13 @@ def build(
                     f"{rec['source']}: {key} {value!r} is already used by {owners[value]}"
                 )
             owners.setdefault(value, f"{rec['source']} ({rec['name']})")
+    for kind in scope:
+        project = values.get(f"{kind.role}_project_name")
+        if project is not None and not PROJECT_RE.match(str(project)):
+            problems.append(
+                f"{kind.role}_project_name {project!r} must be lower-case letters, digits, '-' or "
+                "'_' (a compose project name)"
+            )
     ports = _ports(found, records, values, groups, problems)
     published = records + [dict(r) for r in services_of_others or []]
 

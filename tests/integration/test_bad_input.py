@@ -119,6 +119,7 @@ MISTAKES: list[tuple[str, dict[str, Any], list[str], list[str]]] = [
     ("root_relative", {"genai_root_dir": "opt/genai"}, ["genai_root_dir", "'opt/genai'"], []),
     ("bind_name", {"genai_bind_address": "localhost"}, ["genai_bind_address", "'localhost'"], []),
     ("panel_port_twice", {"genai_panel_port": 5001}, ["genai_panel_port", "5001"], []),
+    ("project_name_space", {"forge_turbo_project_name": "forge turbo"}, ["forge_turbo_project_name"], []),
     ("gpus_not_list", {"genai_gpus": "0,1,2"}, ["genai_gpus"], []),
     ("undefined_reference", {"vllm_qwen3_models": "{{ vllm_models_of_prod }}"},
      ["vllm_qwen3_models: cannot be evaluated", "vllm_models_of_prod"], []),

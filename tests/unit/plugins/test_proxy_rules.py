@@ -196,6 +196,13 @@ def test_nginx_certificate_per_hostname() -> None:
             id="certificate-without-key",
         ),
         pytest.param(
+            nginx, None, {"certificates": {"qwen-image-edit.myia.io": {
+                "certificate": "/c.pem; include /etc/nginx/evil.conf", "key": "/k.pem"}}},
+            ["nginx_reverse_proxy_certificates['qwen-image-edit.myia.io'].certificate: "
+             "'/c.pem; include /etc/nginx/evil.conf' may hold only"],
+            id="certificate-path-injects-a-directive",
+        ),
+        pytest.param(
             nginx, None, {"certificates": {"typo.myia.io": FILES}},
             ["nginx_reverse_proxy_certificates['typo.myia.io']: not the hostname of a service"],
             id="certificate-for-unknown-hostname",

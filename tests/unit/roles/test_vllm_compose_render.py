@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "vllm_qwen3"
 
 
-def render(tmp_path: Path, reservation: bool) -> dict:
+def render(tmp_path: Path, reservation: bool, models: list | None = None) -> dict:
     defaults = yaml.safe_load((ROOT / "group_vars" / "all" / "vllm_qwen3.yml").read_text())
+    if models is not None:
+        defaults["vllm_qwen3_models"] = models
     playbook = [
         {
             "name": "Render the vllm_qwen3 compose file",
@@ -107,3 +109,24 @@ def test_without_reservation_gpu_ids_become_visible_devices(tmp_path: Path) -> N
     assert "deploy" not in services["qwen3-medium"]
     assert services["qwen3-medium"]["environment"]["NVIDIA_VISIBLE_DEVICES"] == "0,1"
     assert services["qwen3-mini"]["environment"]["NVIDIA_VISIBLE_DEVICES"] == "2"
+
+
+def test_values_cannot_add_keys_or_directives(tmp_path: Path) -> None:
+    """Quotes, ': ', '#', flow brackets, anchors, aliases and tags in values stay values."""
+    hostile = 'Qwen/x": {evil: 1} # &a *b !tag [c]'
+    note = 'a: b" # c {d} [e] &f *g !h %i'
+    models = yaml.safe_load((ROOT / "group_vars" / "all" / "vllm_qwen3.yml").read_text())[
+        "vllm_qwen3_models"
+    ]
+    models[0].update(model=hostile, env={"NOTE": note}, extra_args=["--x: y", "'q'", "#z"])
+    config = render(tmp_path, reservation=True, models=models)
+    assert set(config["services"]) == {"qwen3-micro", "qwen3-mini", "qwen3-medium"}
+    micro = config["services"]["qwen3-micro"]
+    assert set(micro) <= {
+        "image", "container_name", "restart", "network_mode", "ipc", "command", "env_file",
+        "environment", "volumes", "healthcheck", "deploy", "labels", "entrypoint", "networks",
+    }  # fmt: skip
+    assert micro["environment"]["NOTE"] == note
+    assert micro["labels"]["io.myia.genai.model"] == hostile
+    assert micro["command"][micro["command"].index("--model") + 1] == hostile
+    assert micro["command"][-3:] == ["--x: y", "'q'", "#z"]
