@@ -58,7 +58,7 @@ def genai_services(
     variables: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     try:
-        return services.build(vllm, comfyui, forge, variables)
+        return services.build({"vllm": vllm, "comfyui": comfyui, "forge": forge}, variables)
     except services.ServiceModelError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 

@@ -1,7 +1,7 @@
 """The one service model: every service of the stack as a uniform record.
 
-Built from the role variables in group_vars (the vLLM models, ComfyUI, the Forge instances) by the
-``genai_services`` filter, and read by everything that must not keep a second list: the reverse
+Built for the whole stack by :mod:`stack_model` (and from hand-written specs by the
+``genai_services`` filter), and read by everything that must not keep a second list: the reverse
 proxy rules, the health checks of validate.yml, the client .env files, the panel.
 Records hold no secret: auth says what kind of credential a client sends, not its value.
 """
@@ -58,21 +58,18 @@ def record(kind: str, spec: dict[str, Any], source: str) -> dict[str, Any]:
     return result
 
 
-def build(
-    vllm: list[dict[str, Any]] | None = None,
-    comfyui: list[dict[str, Any]] | dict[str, Any] | None = None,
-    forge: list[dict[str, Any]] | None = None,
-    variables: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Every service as a record; fails on a name, port or hostname used twice."""
-    names = {
-        "vllm": "vllm_qwen3_models",
-        "comfyui": "comfyui_qwen_auth_service",
-        "forge": "forge_turbo_instances",
-    }
+def build(by_kind: dict[str, Any], variables: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Records from hand-written specs per kind (a list, or one mapping), in the catalogue's
+    order; fails on a name, port or hostname used twice. The stack itself is built by
+    :mod:`stack_model`, which checks every value first."""
+    names = {name: kind.variable for name, kind in catalogue.KINDS.items()}
     names.update(variables or {})
+    unknown = sorted(set(by_kind) - set(catalogue.KINDS))
+    if unknown:
+        raise ServiceModelError(f"unknown service kind(s) {', '.join(unknown)}")
     records: list[dict[str, Any]] = []
-    for kind, specs in (("vllm", vllm), ("comfyui", comfyui), ("forge", forge)):
+    for kind in catalogue.KINDS:
+        specs = by_kind.get(kind)
         if not specs:
             continue
         if isinstance(specs, dict):
