@@ -62,7 +62,8 @@ options:
         required: true
       create:
         description:
-          - Create the file when it does not exist (its directory must exist).
+          - Create the file when it does not exist (its directory must exist; in check mode a
+            missing directory is taken as one an earlier task creates).
           - When V(false) and the file is missing, the file is skipped (reported with
             RV(files[].skipped)), not an error - for optional consumers.
         type: bool
@@ -289,6 +290,8 @@ def read_text(module: AnsibleModule, plan: Plan) -> str | None:
 def check_writable(module: AnsibleModule, plan: Plan) -> None:
     directory = os.path.dirname(plan.target)
     if not os.path.isdir(directory):
+        if module.check_mode:  # on a fresh host, a task before this one creates it for real
+            return
         fail(module, f"cannot write {plan.path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
         fail(module, f"cannot write {plan.path}: directory {directory} is not writable")

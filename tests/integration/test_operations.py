@@ -84,11 +84,34 @@ def test_site_rerun_changes_nothing(stack: None) -> None:
     assert recap(done.stdout)["changed"] == 0
 
 
-def test_check_diff_changes_nothing(stack: None) -> None:
-    before = {p.name: digest(p) for p in PROJECT.glob("*") if p.is_file()}
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (the whole stack: projects, env files, PASSWORD, clients)."""
+    return {str(p.relative_to(root)): digest(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_check_diff_on_the_deployed_stack_changes_nothing(stack: None) -> None:
+    before = tree_digest(PROJECT.parent)
+    assert len(before) > 10
+    ids = {p: container_ids(p) for p in ("itest-vllm", "itest-comfyui", "itest-forge")}
     done = playbook("site.yml", "--check", "--diff")
     assert done.returncode == 0, done.stdout[-3000:]
-    assert {p.name: digest(p) for p in PROJECT.glob("*") if p.is_file()} == before
+    assert recap(done.stdout)["changed"] == 0
+    assert tree_digest(PROJECT.parent) == before
+    assert {p: container_ids(p) for p in ids} == ids
+
+
+def test_check_diff_on_a_fresh_host_shows_every_file_and_writes_none(
+    stack: None, tmp_path: Path
+) -> None:
+    fresh = tmp_path / "fresh-root"
+    done = playbook("site.yml", "--check", "--diff", "-e", f"genai_root_dir={fresh}")
+    assert done.returncode == 0, done.stdout[-5000:]
+    assert recap(done.stdout)["failed"] == 0
+    assert not fresh.exists()
+    added = [line for line in done.stdout.splitlines() if line.startswith("+")]
+    for project in ("itest-vllm", "itest-comfyui", "itest-forge"):
+        assert f'+name: "{project}"' in added, f"no compose diff for {project}"
+    assert f"{fresh}/clients/genai.env" in done.stdout
 
 
 def test_update_refuses_an_unknown_service_before_any_change(stack: None) -> None:
