@@ -40,7 +40,10 @@ PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "<", "example", "xxxxxxxx")
 #: stack-wide variables the model checks, beside each kind's own
 STACK_VARIABLES = ("genai_root_dir", "genai_bind_address", "genai_panel_port",
-                   "token_sync_clients", "token_sync_secret", "update_services")  # fmt: skip
+                   "token_sync_clients", "token_sync_secret", "update_services",
+                   "ansible_host")  # fmt: skip
+#: what the example inventory leaves for the admin to fill in
+_PLACEHOLDER = re.compile(r"<[^<>]+>|(?:^|[./@])example\.(?:org|com|net)\b", re.IGNORECASE)
 
 
 class StackModelError(ValueError):
@@ -98,6 +101,17 @@ def build(
     """
     problems = list(problems or [])
     scope = _kinds(kinds)
+    unfilled = [
+        f"{where} {value!r}"
+        for name in variables(kinds, groups)
+        if name != "token_sync_secret"  # never echoed; its own check names the placeholder
+        for where, value in _strings(values.get(name), name)
+        if _PLACEHOLDER.search(value)
+    ]
+    if unfilled:
+        problems.append(
+            "placeholders of the example inventory still to fill in: " + ", ".join(unfilled)
+        )
     found: dict[str, list[dict[str, Any]]] = {}
     records: list[dict[str, Any]] = []
     for kind in scope:
@@ -179,8 +193,8 @@ def build(
 
     proxies: dict[str, list[dict[str, Any]]] = {}
     for role, proxy in PROXIES.items():
-        if proxy["group"] not in groups:
-            continue
+        if proxy["group"] not in groups or (not scope and services_of_others is None):
+            continue  # a proxy-only host whose GPU hosts have no model: its own settings only
         try:
             proxies[role] = proxy_rules.compute(
                 published,
@@ -211,6 +225,17 @@ def build(
         "ports": ports,
         "kinds": {k.name: {"role": k.role, "variable": k.variable} for k in scope},
     }
+
+
+def _strings(value: Any, where: str) -> list[tuple[str, str]]:
+    """Every string inside ``value``, with its variable path."""
+    if isinstance(value, str):
+        return [(where, value)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _strings(v, f"{where}[{i}]")]
+    return []
 
 
 def _ports(

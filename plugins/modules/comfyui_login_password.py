@@ -313,7 +313,9 @@ def main() -> None:
                 module.fail_json(msg=f"no {kind} named {name!r} on the target", **result)
 
     directory = os.path.dirname(path)
-    if not os.path.isdir(directory) and not module.check_mode:  # check mode: a task before creates it
+    if (
+        not os.path.isdir(directory) and not module.check_mode
+    ):  # check mode: a task before creates it
         module.fail_json(
             msg=f"directory {directory} does not exist: create it first (ComfyUI-Login makes "
             "<ComfyUI root>/login on its first start)",

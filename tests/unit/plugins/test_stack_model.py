@@ -45,7 +45,7 @@ def stack_values(**change: Any) -> dict[str, Any]:
     values["forge_turbo_instances"] = copy.deepcopy(values["forge_turbo_instances"])
     values["forge_turbo_instances"][0]["checkpoint"] = {
         "name": "sd_xl_turbo_1.0_fp16.safetensors",
-        "url": "https://h.example.org/x",
+        "url": "https://models.invalid/x",
         "sha256": "0" * 64,
     }
     values.update(change)

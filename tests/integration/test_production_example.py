@@ -1,0 +1,97 @@
+"""inventories/production.example as an admin finds it, and once filled in, through the first
+play only (no connection: GPUs as declared, the model built on the controller).
+
+As shipped, every placeholder is listed in one message before anything changes; filled in as the
+README says, the model (GPU plan, Forge's checkpoint from the role default, the IIS certificates)
+is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+EXAMPLE = ROOT / "inventories" / "production.example"
+MODEL_TASK = "Build and check the stack model"
+
+
+def model_play(inventory: Path, *args: str) -> dict:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+    }
+    done = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/stack_model.yml",
+         "--check", "-e", "genai_discover_gpus=false", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def results(report: dict) -> dict[str, dict]:
+    return {
+        host: res
+        for play in report["plays"]
+        for task in play["tasks"]
+        if task["task"]["name"] == MODEL_TASK
+        or task["task"]["name"].startswith("Check the reverse proxy")
+        for host, res in task["hosts"].items()
+        if not res.get("skipped")
+    }
+
+
+def test_the_example_as_shipped_lists_its_placeholders() -> None:
+    vault = EXAMPLE / "group_vars" / "vault.yml.example"
+    found = results(model_play(EXAMPLE, "-e", f"@{vault}"))
+    gpu = found["gpu-host"]
+    assert gpu.get("failed")
+    (line,) = [p for p in gpu["problems"] if p.startswith("placeholders of the example")]
+    assert "ansible_host 'gpu-host.example.org'" in line
+    assert (
+        "forge_turbo_instances[0].checkpoint.sha256 '<sha256 of sd_xl_turbo_1.0_fp16.safetensors>'"
+        in line
+    )
+    assert any("vault_genai_secret" in p and "placeholder" in p for p in gpu["problems"])
+    iis = found["iis-host"]
+    assert iis.get("failed") and any("<thumbprint>" in p for p in iis["problems"])
+
+
+def test_the_example_filled_in_is_accepted(tmp_path: Path) -> None:
+    inventory = tmp_path / "production"
+    shutil.copytree(EXAMPLE, inventory)  # the README's first step
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    children = hosts["all"]["children"]
+    children["gpu_hosts"]["hosts"]["gpu-host"]["ansible_host"] = "gpu01.lab.myia.io"
+    children["iis_hosts"]["hosts"]["iis-host"]["ansible_host"] = "proxy01.lab.myia.io"
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    gpu_vars = inventory / "group_vars" / "gpu_hosts.yml"
+    gpu_vars.write_text(
+        gpu_vars.read_text().replace("<sha256 of sd_xl_turbo_1.0_fp16.safetensors>", "ab" * 32)
+    )
+    iis_vars = inventory / "group_vars" / "iis_hosts.yml"
+    text = iis_vars.read_text().replace(
+        "<40-hex thumbprint of the *.myia.io certificate>", "A" * 40
+    )
+    iis_vars.write_text(text.replace("<thumbprint>", "B" * 40))
+    (inventory / "group_vars" / "all").mkdir()
+    (inventory / "group_vars" / "all" / "vault.yml").write_text(
+        "vault_genai_secret: 7kQ2vN9xR4mT8pL3wZ6yB1cF5hJ0dG2sA9eU4iO7\nvault_iis_password: x\n"
+    )
+    found = results(model_play(inventory))
+    assert not found["gpu-host"].get("failed"), found["gpu-host"].get("msg")
+    assert not found["iis-host"].get("failed"), found["iis-host"].get("msg")
+    model = found["gpu-host"]["model"]
+    names = [s["name"] for s in model["services"]]
+    assert names == ["qwen3-micro", "qwen3-mini", "qwen3-medium", "comfyui", "turbo", "main"]
+    assert {g["index"]: g["memory_share"] for g in model["gpu_plan"]["gpus"]} == {
+        0: 1.0, 1: 0.85, 2: 0.9
+    }  # fmt: skip
