@@ -43,7 +43,8 @@ CONTAINER_WORKSPACE = "/workspace"
 #: the checkpoint folder of the workspace, linked into Forge's models/Stable-diffusion
 CHECKPOINT_SUBDIR = "storage/stable_diffusion/models/ckpt"
 
-#: Forge flags (modules/cmd_args.py and backend/args.py) that take no value
+#: Forge flags (modules/cmd_args.py, backend/args.py and the built-in extensions' preload.py,
+#: e.g. --lora-dir of extensions-builtin/sd_forge_lora) that take no value
 FORGE_SWITCHES = frozenset(
     _words(
         """
@@ -70,7 +71,7 @@ FORGE_SWITCHES = frozenset(
     --disable-attention-upcast --disable-xformers --disable-ipex-hijack --always-gpu
     --always-high-vram --always-normal-vram --always-low-vram --always-no-vram --always-cpu
     --always-offload-from-vram --pytorch-deterministic --cuda-malloc --cuda-stream
-    --pin-shared-memory
+    --pin-shared-memory --disable-gpu-warning
     """
     )
 )
@@ -90,7 +91,7 @@ FORGE_OPTIONS = frozenset(
     --vae-path --api-auth --device-id --cors-allow-origins --cors-allow-origins-regex
     --tls-keyfile --tls-certfile --server-name --subpath --timeout-keep-alive
     --filenames-max-length --forge-ref-a1111-home --controlnet-dir
-    --controlnet-preprocessor-models-dir --gpu-device-id --directml
+    --controlnet-preprocessor-models-dir --gpu-device-id --directml --lora-dir
     """
     )
 )

@@ -9,29 +9,53 @@ from typing import Any
 
 from ansible_collections.myia.genai_stack.plugins.module_utils import specs
 
-#: what ``vllm/vllm-openai`` v0.9.x accepts for the options we validate up front
-DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
-QUANTIZATIONS = (
-    "awq",
-    "gptq",
-    "fp8",
-    "awq_marlin",
-    "gptq_marlin",
-    "bitsandbytes",
-    "gguf",
-    "compressed-tensors",
-)
-TOOL_CALL_PARSERS = (
-    "hermes",
-    "mistral",
-    "llama3_json",
-    "pythonic",
-    "granite",
-    "internlm",
-    "jamba",
-    "qwen3_coder",
-)
-REASONING_PARSERS = ("qwen3", "deepseek_r1", "granite")
+#: What each vLLM release accepts for the options checked up front, by image tag. Taken from
+#: the release's sources: the names registered with ``ToolParserManager.register_module`` in
+#: vllm/entrypoints/openai/tool_parsers/ and ``ReasoningParserManager.register_module`` in
+#: vllm/reasoning/, ``--dtype`` and ``--quantization`` choices of vllm/engine/arg_utils.py
+#: (docs.vllm.ai/en/<tag>/api/...). Quantizations: the subset for Qwen3 checkpoints. An image whose
+#: tag is not listed is checked against the pinned release's lists, and the message says so.
+_V092_TOOL_PARSERS = (
+    "deepseek_v3", "granite-20b-fc", "granite", "hermes", "internlm", "jamba", "llama3_json",
+    "llama4_json", "llama4_pythonic", "minimax", "mistral", "phi4_mini_json", "pythonic", "xlam",
+)  # fmt: skip
+FLAG_LISTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "v0.9.2": {
+        "tool_call_parser": _V092_TOOL_PARSERS,
+        "reasoning_parser": ("deepseek_r1", "granite", "qwen3"),
+        "dtype": ("auto", "half", "float16", "bfloat16", "float", "float32"),
+        "quantization": (
+            "awq",
+            "gptq",
+            "fp8",
+            "awq_marlin",
+            "gptq_marlin",
+            "bitsandbytes",
+            "gguf",
+            "compressed-tensors",
+        ),
+    },
+}
+FLAG_LISTS["v0.10.0"] = {
+    **FLAG_LISTS["v0.9.2"],
+    "tool_call_parser": (*_V092_TOOL_PARSERS, "glm45", "hunyuan_a13b", "kimi_k2", "qwen3_coder"),
+}
+#: the release of the role's default image (vllm_qwen3_image)
+PINNED = "v0.9.2"
+DTYPES = FLAG_LISTS[PINNED]["dtype"]
+QUANTIZATIONS = FLAG_LISTS[PINNED]["quantization"]
+TOOL_CALL_PARSERS = FLAG_LISTS[PINNED]["tool_call_parser"]
+REASONING_PARSERS = FLAG_LISTS[PINNED]["reasoning_parser"]
+
+
+def flag_lists(image: Any) -> tuple[str, str]:
+    """(release whose lists apply, why) for an image reference."""
+    tail = str(image or "").rsplit("/", 1)[-1]
+    tag = tail.split("@", 1)[0].rsplit(":", 1)[1] if ":" in tail.split("@", 1)[0] else ""
+    if tag in FLAG_LISTS:
+        return tag, f"vLLM {tag}"
+    return PINNED, f"vLLM {PINNED}, whose lists apply to {image} (known: {', '.join(FLAG_LISTS)})"
+
 
 #: keys a model may carry, with the default used when neither the model nor the role sets one
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -146,22 +170,19 @@ def normalize(
         if model["max_model_len"] is not None:
             model["max_model_len"] = int(model["max_model_len"])
         model["served_model_names"] = list(model["served_model_names"] or [name])
-        for key, allowed in (
-            ("dtype", DTYPES),
-            ("quantization", QUANTIZATIONS),
-            ("tool_call_parser", TOOL_CALL_PARSERS),
-            ("reasoning_parser", REASONING_PARSERS),
-        ):
+        release, which = flag_lists(model["image"])
+        lists = FLAG_LISTS[release]
+        for key in ("dtype", "quantization", "tool_call_parser", "reasoning_parser"):
             value = model[key]
-            if value not in (None, "") and value not in allowed:
+            if value not in (None, "") and value not in lists[key]:
                 problems.append(
-                    f"{label}: {where}.{key} '{value}' is not supported; use one of "
-                    + ", ".join(allowed)
+                    f"{label}: {where}.{key} '{value}' is not supported by {which}; use one of "
+                    + ", ".join(lists[key])
                 )
         if model["enable_auto_tool_choice"] and model["tool_call_parser"] in (None, ""):
             problems.append(
                 f"{label}: {where}.tool_call_parser is empty while enable_auto_tool_choice is on; "
-                "vLLM needs a parser (" + ", ".join(TOOL_CALL_PARSERS) + ")"
+                f"{which} needs one of " + ", ".join(lists["tool_call_parser"])
             )
         share = float(model["gpu_memory_utilization"])
         model["gpu_wish"] = {

@@ -320,8 +320,9 @@ def test_malformed_basic_credentials(forge: Server) -> None:
     assert r.status_code == 401 and r.json() == {"detail": "Invalid authentication credentials"}
 
 
-def test_progress_and_ping_need_no_credentials(forge: Server) -> None:
-    assert forge.get("/sdapi/v1/progress", auth=None).json()["state"]["job_count"] == 0
+def test_progress_needs_credentials_and_ping_does_not(forge: Server) -> None:
+    assert forge.get("/sdapi/v1/progress", auth=None).status_code == 401
+    assert forge.get("/sdapi/v1/progress").json()["state"]["job_count"] == 0
     assert forge.get("/internal/ping", auth=None).json() == {}
 
 
@@ -519,3 +520,19 @@ def test_cpu_target_prepends_the_platform_flags() -> None:
         "--port",
         "17860",
     ]
+
+
+def test_the_standin_knows_exactly_the_flags_the_role_checks_against() -> None:
+    from ansible_collections.myia.genai_stack.plugins.module_utils import forge
+
+    parser = standin.make_parser()
+    flags = {s for action in parser._actions for s in action.option_strings} - {"-h", "--help"}
+    switches = {
+        s
+        for action in parser._actions
+        for s in action.option_strings
+        if action.nargs == 0 and s not in ("-h", "--help")
+    }
+    assert flags == set(forge.FORGE_SWITCHES | forge.FORGE_OPTIONS)
+    assert switches == set(forge.FORGE_SWITCHES)
+    assert {"--lora-dir", "--disable-gpu-warning"} <= flags

@@ -298,11 +298,13 @@ def test_models_lists_every_served_name(tool_server: Server) -> None:
         assert permission["is_blocking"] is False
 
 
-def test_second_key_and_lowercase_scheme_are_accepted(tool_server: Server) -> None:
+def test_second_key_accepted_and_the_header_compared_as_vllm_does(tool_server: Server) -> None:
     assert tool_server.get("/v1/models", key="other-key").status_code == 200
-    headers = {"Authorization": f"bearer {KEY}"}
-    response = requests.get(tool_server.url + "/v1/models", headers=headers, timeout=5)
-    assert response.status_code == 200
+    for header in (f"bearer {KEY}", f"Bearer  {KEY}", f"BEARER {KEY}", f"Bearer {KEY} ", KEY):
+        response = requests.get(
+            tool_server.url + "/v1/models", headers={"Authorization": header}, timeout=5
+        )
+        assert response.status_code == 401, header
 
 
 @pytest.mark.parametrize("key", [None, "wrong", "env-key-ignored"])

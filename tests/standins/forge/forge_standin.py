@@ -16,7 +16,8 @@ API, so that a wrongly rendered environment, command line or GPU assignment make
 * the API (``--api``): /sdapi/v1/txt2img (a real PNG of the requested size, parameters echoed,
   ``info`` a JSON string), sd-models (checkpoints of ``--ckpt-dir`` and of
   ``$WORKSPACE/storage/stable_diffusion/models/ckpt``, which the image links into Forge),
-  options (GET/POST, saved to ``--ui-settings-file``), cmd-flags, samplers, progress (no auth);
+  options (GET/POST, saved to ``--ui-settings-file``), cmd-flags, samplers, progress (all behind
+  ``--api-auth``, as every /sdapi route of modules/api/api.py);
   /internal/ping. ``--api-auth`` is enforced like FastAPI's HTTPBasic:
   401 ``{"detail":"Not authenticated"}`` without credentials, 401 ``{"detail":"Incorrect
   username or password"}`` with wrong ones, both with ``WWW-Authenticate: Basic``.
@@ -214,7 +215,7 @@ def make_parser() -> ForgeArgumentParser:
     for flag in (
         "--vae-in-cpu", "--disable-xformers", "--disable-ipex-hijack",
         "--always-offload-from-vram", "--pytorch-deterministic", "--cuda-malloc",
-        "--cuda-stream", "--pin-shared-memory",
+        "--cuda-stream", "--pin-shared-memory", "--disable-gpu-warning",
     ):  # fmt: skip
         add(flag, action="store_true")
     add("--directml", type=int, nargs="?", metavar="DIRECTML_DEVICE", const=-1)
@@ -257,6 +258,7 @@ def make_parser() -> ForgeArgumentParser:
         "--cors-allow-origins-regex", "--tls-keyfile", "--tls-certfile", "--server-name",
         "--subpath", "--forge-ref-a1111-home", "--controlnet-dir",
         "--controlnet-preprocessor-models-dir",
+        "--lora-dir",  # extensions-builtin/sd_forge_lora/preload.py
     ):  # fmt: skip
         add(flag, type=str, default=None)
     for flag, default in (
@@ -730,7 +732,8 @@ class ForgeHandler(BaseHandler):
                         lambda: [{"name": s, "aliases": [], "options": {}} for s in SAMPLERS],
                         True,
                     ),
-                    ("GET", "/sdapi/v1/progress"): (self.progress, False),
+                    # modules/api/api.py: every /sdapi route takes the --api-auth dependency
+                    ("GET", "/sdapi/v1/progress"): (self.progress, True),
                     ("POST", "/sdapi/v1/refresh-checkpoints"): (lambda: None, True),
                 }
             )

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -7,6 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.myia.genai_stack.plugins.filter.vllm_args import vllm_args
 from ansible_collections.myia.genai_stack.plugins.filter.vllm_models import vllm_models
+from ansible_collections.myia.genai_stack.plugins.module_utils import vllm
 
 
 def model(**extra: Any) -> dict[str, Any]:
@@ -73,3 +77,29 @@ def test_bad_models_fail_naming_model_and_variable(
         vllm_models(models)
     for needle in needles:
         assert needle in str(err.value)
+
+
+def test_parsers_follow_the_image_release_and_the_standin_uses_the_pinned_lists() -> None:
+    path = (
+        Path(__file__).resolve().parents[2] / "standins/vllm/vllm/entrypoints/openai/api_server.py"
+    )
+    spec = importlib.util.spec_from_file_location("vllm_standin_server", path)
+    assert spec and spec.loader
+    standin = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = standin  # its dataclasses look their module up
+    spec.loader.exec_module(standin)
+    assert tuple(standin.TOOL_CALL_PARSERS) == vllm.FLAG_LISTS[vllm.PINNED]["tool_call_parser"]
+
+    coder = [model(tool_call_parser="qwen3_coder")]
+    with pytest.raises(
+        AnsibleFilterError, match=r"'qwen3_coder' is not supported by vLLM v0\.9\.2"
+    ):
+        vllm_models(coder, defaults={"image": "vllm/vllm-openai:v0.9.2"})
+    assert vllm_models(coder, defaults={"image": "vllm/vllm-openai:v0.10.0"})
+    with pytest.raises(
+        AnsibleFilterError, match=r"whose lists apply to vllm/vllm-openai:v0\.11\.0"
+    ):
+        vllm_models(coder, defaults={"image": "vllm/vllm-openai:v0.11.0"})
+    empty = [model(tool_call_parser="")]
+    with pytest.raises(AnsibleFilterError, match="tool_call_parser is empty"):
+        vllm_models(empty, defaults={"image": "vllm/vllm-openai:v0.9.2"})

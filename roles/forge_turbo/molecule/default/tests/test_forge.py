@@ -137,8 +137,8 @@ def test_api_refuses_requests_without_credentials(instance: dict, path: str) -> 
 
 
 @pytest.mark.parametrize("instance", INSTANCES, ids=IDS)
-def test_progress_and_ping_need_no_credentials(instance: dict) -> None:
-    assert requests.get(f"{base(instance)}/sdapi/v1/progress", timeout=5).status_code == 200
+def test_progress_needs_credentials_and_ping_does_not(instance: dict) -> None:
+    assert requests.get(f"{base(instance)}/sdapi/v1/progress", timeout=5).status_code == 401
     assert requests.get(f"{base(instance)}/internal/ping", timeout=5).json() == {}
 
 

@@ -84,7 +84,6 @@ TOOL_CALL_PARSERS = [
     "mistral",
     "phi4_mini_json",
     "pythonic",
-    "qwen3_coder",
     "xlam",
 ]
 REASONING_PARSERS = ["deepseek_r1", "granite", "qwen3", "hunyuan_a13b"]
@@ -553,11 +552,9 @@ class StandinHandler(BaseHTTPRequestHandler):
         keys = self.server.config.api_keys
         if not keys or self.command == "OPTIONS" or not self.path_only.startswith("/v1"):
             return True
-        scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        presented = token.strip().encode()
-        return any(hmac.compare_digest(presented, key.encode()) for key in keys)
+        # vLLM compares the header with "Bearer <key>" as a whole: case and spaces count
+        presented = self.headers.get("Authorization", "").encode()
+        return any(hmac.compare_digest(presented, f"Bearer {key}".encode()) for key in keys)
 
     def _cors_preflight(self) -> None:
         self._send(
