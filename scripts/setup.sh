@@ -137,6 +137,18 @@ for dir in tests/standins/*/; do
   fi
 done
 
+# --- SSH test hosts (the production scenario: a fresh Debian reached over SSH) ---------------
+for tag in 12 13; do
+  recipe=$( (cat tests/hosts/ssh/Dockerfile; docker image inspect -f '{{.Id}}' "local/debian:$tag") \
+            | sha256sum | cut -c1-16)
+  image="local/ssh-host:$tag"
+  if [ "$(docker image inspect -f '{{index .Config.Labels "genai.recipe"}}' "$image" 2>/dev/null)" != "$recipe" ]; then
+    log "building $image"
+    docker build -q --network host --build-arg "DISTRO=$tag" --label "genai.recipe=$recipe" \
+      -t "$image" tests/hosts/ssh >/dev/null
+  fi
+done
+
 # --- demo vault password (the demo's secret is kept vault-encrypted with it, outside git) -----
 install -d -m 0700 "$ROOT/.secrets" "$ROOT/.secrets/demo"
 [ -s "$ROOT/.secrets/demo/vault-pass" ] || (umask 077; head -c 32 /dev/urandom | base64 >"$ROOT/.secrets/demo/vault-pass")

@@ -534,8 +534,9 @@ def endpoints(
     smoke: dict[str, Any] | None = None,
     host: str | None = None,
 ) -> list[dict[str, Any]]:
-    """endpoint_health checks per instance: a txt2img smoke with the credentials, the API
-    closed without them or with wrong ones, and, with ``web_port``, the same through Caddy."""
+    """endpoint_health checks per instance: a txt2img smoke with the credentials (the API with
+    them, for an instance without a checkpoint of the role's), the API closed without them or
+    with wrong ones, and, with ``web_port``, the same through Caddy."""
     body = smoke_request(smoke)
     checks: list[dict[str, Any]] = []
     basic = {"type": "basic", "username": user, "password": password}
@@ -544,7 +545,9 @@ def endpoints(
         address = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
         base = f"http://{address}:{inst['port']}"
         name = inst["name"]
-        checks += [
+        # txt2img needs a checkpoint: an instance the role placed none for (its models are the
+        # admin's, e.g. a migrated one) is proven to serve the API with its credentials instead
+        smoke_check = (
             {
                 "name": f"{name}-txt2img",
                 "url": f"{base}/sdapi/v1/txt2img",
@@ -554,7 +557,12 @@ def endpoints(
                 "json_path": "parameters.width",
                 "json_value": body["width"],
                 "json_contains": {"path": "images.0", "value": "iVBORw0KGgo"},
-            },
+            }
+            if inst.get("checkpoint")
+            else {"name": f"{name}-api", "url": f"{base}/sdapi/v1/sd-models", "auth": basic}
+        )
+        checks += [
+            smoke_check,
             {
                 "name": f"{name}-no-credentials",
                 "url": f"{base}/sdapi/v1/sd-models",

@@ -330,6 +330,14 @@ def test_endpoints_smoke_and_refusals() -> None:
         "model_name": "sd_xl_turbo_1.0_fp16"
     }
     assert "main-checkpoint" not in by_name and not any("web" in n for n in by_name)
+    # main has no checkpoint of the role's: no txt2img (it would fail without a model), the API
+    # proven with the credentials instead
+    assert "main-txt2img" not in by_name
+    assert by_name["main-api"] == {
+        "name": "main-api",
+        "url": "http://127.0.0.1:36525/sdapi/v1/sd-models",
+        "auth": {"type": "basic", "username": USER, "password": PASSWORD},
+    }
 
 
 def test_endpoints_through_caddy_with_a_web_port() -> None:

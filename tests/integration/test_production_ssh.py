@@ -1,0 +1,304 @@
+"""The admin's path to a real host, as the README's "A real GPU host" section says, word for word.
+
+A fresh Debian 12 and 13 (local/ssh-host, built by scripts/setup.sh) runs sshd on a 127.0.0.1
+port; the playbooks reach it over real SSH with a key, as the non-root user ``admin`` with
+``become``, exactly as inventories/production.example says. The README's commands run with
+``inventories/production`` placed in a temporary directory and the vault password file there.
+
+The ``$EDITOR`` step overrides only what a lab must: the host's address, port and key; the
+stand-in images (and ComfyUI-Login from the image); the GPU declaration (no NVIDIA runtime or
+repository on a shared docker); the model download URLs, served by a file server on 127.0.0.1
+with the small files' real names and checksums; and, since every host shares this machine's
+docker and loopback, a root directory, compose project names and ports of its own.
+
+The order: the README's steps; ``--check --diff`` on the fresh host (every file shown, none
+written); converge; a second run with changed=0; validate.yml; ``--check --diff`` again with no
+change; a wrong checksum refused with the services still serving.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CACHE = Path(os.environ.get("GENAI_CACHE", ROOT / ".cache"))
+DISTROS = ["12", "13"]
+#: the files the production inventory downloads, served under their real names
+MODEL_FILES = [
+    ("qwen_image_edit_fp8_e4m3fn.safetensors", "diffusion_models"),
+    ("qwen_2.5_vl_7b_fp8_scaled.safetensors", "text_encoders"),
+    ("qwen_image_vae.safetensors", "vae"),
+    ("sd_xl_turbo_1.0_fp16.safetensors", None),
+]
+
+
+def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **kw.pop("env", {})}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False, **kw)
+
+
+def recap(stdout: str) -> dict[str, int]:
+    line = next(x for x in reversed(stdout.splitlines()) if x.startswith("gpu-host") and "ok=" in x)
+    return {k: int(v) for k, v in (f.split("=") for f in line.split(":", 1)[1].split())}
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """Small files under the real names on 127.0.0.1, with their sha256."""
+    root = tmp_path_factory.mktemp("models")
+    sums = {}
+    for name, _ in MODEL_FILES:
+        data = f"stand-in weights of {name}\n".encode() * 64
+        (root / name).write_bytes(data)
+        sums[name] = hashlib.sha256(data).hexdigest()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", sums
+    server.shutdown()
+
+
+class Lab:
+    """One fresh host and the admin's copy of the production inventory for it."""
+
+    def __init__(self, distro: str, tmp: Path, models: tuple[str, dict[str, str]]) -> None:
+        self.distro = distro
+        self.tmp = tmp
+        self.name = f"genai-prod-{distro}"
+        self.root = Path(f"/opt/genai-prod-{distro}")
+        self.port = 2200 + int(distro)
+        self.base = 40000 + 100 * int(distro)
+        self.inventory = tmp / "production"
+        self.vault_pass = tmp / "genai-vault-pass"
+        self.key = tmp / "id_ed25519"
+        self.url, self.sums = models
+
+    def ansible(self, playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return run([str(BIN / "ansible-playbook"), "-i", str(self.inventory), playbook,
+                    "-l", "gpu-host", *args, "--vault-password-file", str(self.vault_pass)])  # fmt: skip
+
+    def in_host(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return run(["docker", "exec", self.name, *argv])
+
+    def start(self) -> None:
+        self.stop()
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)])
+        self.key.with_suffix(".pub").chmod(0o644)
+        subprocess.run(["rm", "-rf", str(self.root)], check=False)
+        nvidia = ROOT / "tests" / "standins" / "nvidia-smi"
+        started = run([
+            "docker", "run", "-d", "--name", self.name, "--network", "host",
+            "-v", "/var/run/docker.sock:/var/run/docker.sock",
+            "-v", f"{CACHE}/bin/docker:/usr/local/bin/docker:ro",
+            "-v", f"{CACHE}/cli-plugins:/usr/local/lib/docker/cli-plugins:ro",
+            "-v", f"{nvidia}/nvidia-smi:/usr/local/bin/nvidia-smi:ro",
+            "-v", f"{nvidia}/nvidia-ctk:/usr/local/bin/nvidia-ctk:ro",
+            "-v", f"{self.key}.pub:/home/admin/.ssh/authorized_keys:ro",
+            # compose resolves bind mounts on this machine's dockerd: the same path on both sides
+            "-v", f"{self.root}:{self.root}",
+            f"local/ssh-host:{self.distro}",
+            "/usr/sbin/sshd", "-D", "-e", "-p", str(self.port), "-o", "ListenAddress=127.0.0.1",
+        ])  # fmt: skip
+        assert started.returncode == 0, started.stderr
+
+    def stop(self) -> None:
+        for project in ("vllm", "comfyui", "forge"):
+            run(["docker", "compose", "-p", f"prod{self.distro}-{project}", "down", "-t", "2"])
+        run(["docker", "rm", "-f", self.name])
+        subprocess.run(["rm", "-rf", str(self.root)], check=False)
+
+    def readme_steps(self) -> None:
+        """The README's commands, inventories/production being self.inventory."""
+        shutil.copytree(ROOT / "inventories" / "production.example", self.inventory)
+        self.edit()
+        (self.inventory / "group_vars" / "all").mkdir(parents=True)
+        vault = self.inventory / "group_vars" / "all" / "vault.yml"
+        shutil.copy(self.inventory / "group_vars" / "vault.yml.example", vault)
+        secret = hashlib.sha256(os.urandom(32)).hexdigest()[:48]
+        vault.write_text(
+            vault.read_text()
+            .replace("CHANGEME-48-random-letters-and-digits", secret)
+            .replace("CHANGEME-the-iis-administrator-password", "not-used-in-this-lab")
+        )
+        self.vault_pass.write_text(hashlib.sha256(os.urandom(32)).hexdigest() + "\n")
+        self.vault_pass.chmod(0o600)
+        done = run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file",
+                    str(self.vault_pass), str(vault)])  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert vault.read_text().startswith("$ANSIBLE_VAULT;")
+
+    def edit(self) -> None:
+        """What the admin changes with $EDITOR: hosts.yml and group_vars/gpu_hosts.yml."""
+        hosts_file = self.inventory / "hosts.yml"
+        hosts = yaml.safe_load(hosts_file.read_text())
+        gpu_host = hosts["all"]["children"]["gpu_hosts"]["hosts"]["gpu-host"]
+        assert gpu_host["ansible_user"] == "admin" and gpu_host["ansible_become"] is True
+        gpu_host.update(
+            ansible_host="127.0.0.1",
+            ansible_port=self.port,
+            ansible_ssh_private_key_file=str(self.key),
+            ansible_ssh_common_args="-o StrictHostKeyChecking=no "
+            f"-o UserKnownHostsFile={self.tmp / 'known_hosts'}",
+        )
+        hosts_file.write_text(yaml.safe_dump(hosts, sort_keys=False))
+
+        group_file = self.inventory / "group_vars" / "gpu_hosts.yml"
+        group = yaml.safe_load(group_file.read_text())
+        base = self.base
+        models = yaml.safe_load((ROOT / "group_vars/all/vllm_qwen3.yml").read_text())
+        vllm_models = copy.deepcopy(models["vllm_qwen3_models"])
+        for i, model in enumerate(vllm_models):
+            model["port"] = base + i
+            model["env"] = {"STANDIN_LOAD_SECONDS": "1"}
+        instances = group["forge_turbo_instances"]
+        instances[0]["port"], instances[1]["port"] = base + 20, base + 21
+        for instance in instances:
+            instance["env"] = {"STANDIN_LOAD_SECONDS": "1"}
+        group.update(
+            forge_turbo_checkpoint_sha256=self.sums["sd_xl_turbo_1.0_fp16.safetensors"],
+            # the lab's docker: no NVIDIA runtime or repository, shared with other hosts
+            genai_gpu_reservation=False,
+            nvidia_runtime_toolkit_install=False,
+            nvidia_runtime_docker_install=False,
+            nvidia_runtime_docker_configure="never",
+            nvidia_runtime_docker_restart=False,
+            # the stand-in images
+            vllm_qwen3_image="local/vllm-standin:latest",
+            vllm_qwen3_pull="never",
+            comfyui_qwen_auth_image="local/comfyui-standin",
+            comfyui_qwen_auth_image_tag="latest",
+            comfyui_qwen_auth_pull="never",
+            comfyui_qwen_auth_login_source="image",
+            forge_turbo_image="local/forge-standin:latest",
+            forge_turbo_pull="never",
+            # the model files, from 127.0.0.1 under their real names
+            comfyui_qwen_auth_models=[
+                {"name": n, "folder": f, "url": f"{self.url}/{n}", "sha256": self.sums[n]}
+                for n, f in MODEL_FILES
+                if f
+            ],
+            forge_turbo_checkpoint={
+                "name": "sd_xl_turbo_1.0_fp16.safetensors",
+                "url": f"{self.url}/sd_xl_turbo_1.0_fp16.safetensors",
+                "sha256": "{{ forge_turbo_checkpoint_sha256 }}",
+            },
+            # one machine, many hosts: root, project names and ports of their own
+            genai_root_dir=str(self.root),
+            vllm_qwen3_project_name=f"prod{self.distro}-vllm",
+            comfyui_qwen_auth_project_name=f"prod{self.distro}-comfyui",
+            forge_turbo_project_name=f"prod{self.distro}-forge",
+            vllm_qwen3_models=vllm_models,
+            comfyui_qwen_auth_port=base + 10,
+            forge_turbo_instances=instances,
+            genai_panel_port=base + 30,
+            vllm_qwen3_healthcheck_interval=2,
+            comfyui_qwen_auth_healthcheck_interval=2,
+            forge_turbo_healthcheck_interval=2,
+        )
+        group_file.write_text(yaml.safe_dump(group, sort_keys=False))
+
+
+@pytest.fixture(scope="module", params=DISTROS, ids=[f"debian{d}" for d in DISTROS])
+def lab(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    model_server: tuple[str, dict[str, str]],
+) -> Iterator[Lab]:
+    host = Lab(request.param, tmp_path_factory.mktemp(f"lab{request.param}"), model_server)
+    host.start()
+    host.readme_steps()
+    yield host
+    host.stop()
+
+
+def test_the_host_is_reached_over_ssh_as_admin_with_become(lab: Lab) -> None:
+    done = run([str(BIN / "ansible"), "-i", str(lab.inventory), "gpu-host", "-m", "command",
+                "-a", "id -un", "--vault-password-file", str(lab.vault_pass)])  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "root" in done.stdout  # become
+    done = run([str(BIN / "ansible"), "-i", str(lab.inventory), "gpu-host", "-m", "command",
+                "-a", "id -un", "-e", "ansible_become=false",
+                "--vault-password-file", str(lab.vault_pass)])  # fmt: skip
+    assert "admin" in done.stdout, done.stdout
+
+
+def test_check_diff_on_the_fresh_host_shows_every_file_and_writes_none(lab: Lab) -> None:
+    done = lab.ansible("site.yml", "--check", "--diff")
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert recap(done.stdout)["failed"] == 0
+    assert lab.in_host("test", "-e", str(lab.root / "vllm")).returncode != 0
+    assert not any(lab.root.iterdir()) if lab.root.exists() else True
+    added = {line for line in done.stdout.splitlines() if line.startswith("+")}
+    for project in ("vllm", "comfyui", "forge"):
+        assert f'+name: "prod{lab.distro}-{project}"' in added, f"no diff for {project}"
+    assert f"{lab.root}/clients/genai.env" in done.stdout
+
+
+def test_converge_then_nothing_changes(lab: Lab) -> None:
+    done = lab.ansible("site.yml")
+    assert done.returncode == 0, done.stdout[-8000:]
+    again = lab.ansible("site.yml")
+    assert again.returncode == 0, again.stdout[-5000:]
+    assert recap(again.stdout)["changed"] == 0, again.stdout[-5000:]
+    # the downloads ran for real, checked against the recorded sums
+    for name, folder in MODEL_FILES:
+        where = (
+            lab.root / "comfyui" / "ComfyUI" / "models" / folder / name
+            if folder
+            else lab.root
+            / "forge"
+            / "turbo"
+            / "workspace"
+            / "storage"
+            / "stable_diffusion"
+            / "models"
+            / "ckpt"
+            / name
+        )
+        assert hashlib.sha256(where.read_bytes()).hexdigest() == lab.sums[name], where
+
+
+def test_validate_proves_every_service(lab: Lab) -> None:
+    done = lab.ansible("playbooks/validate.yml", "-e", f"validate_report_dir={lab.tmp}")
+    assert done.returncode == 0, done.stdout[-5000:]
+    report = json.loads((lab.tmp / "validate-gpu-host.json").read_text())
+    assert report["summary"]["failed"] == 0 and report["summary"]["total"] >= 15
+
+
+def test_check_diff_on_the_converged_host_changes_nothing(lab: Lab) -> None:
+    done = lab.ansible("site.yml", "--check", "--diff")
+    assert done.returncode == 0, done.stdout[-5000:]
+    assert recap(done.stdout)["changed"] == 0, done.stdout[-5000:]
+
+
+def test_a_wrong_checksum_is_refused_and_the_services_keep_serving(lab: Lab) -> None:
+    checkpoint = (
+        lab.root / "forge" / "turbo" / "workspace" / "storage" / "stable_diffusion" / "models"
+        / "ckpt" / "sd_xl_turbo_1.0_fp16.safetensors"
+    )  # fmt: skip
+    before = checkpoint.read_bytes()
+    done = lab.ansible(
+        "site.yml", "--tags", "forge", "-e", f"forge_turbo_checkpoint_sha256={'0' * 64}"
+    )
+    assert done.returncode != 0
+    assert "checksum" in done.stdout.lower(), done.stdout[-3000:]
+    assert checkpoint.read_bytes() == before
+    health = requests.get(f"http://127.0.0.1:{lab.base + 20}/internal/ping", timeout=5)
+    assert health.status_code == 200
