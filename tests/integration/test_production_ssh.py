@@ -6,10 +6,12 @@ port; the playbooks reach it over real SSH with a key, as the non-root user ``ad
 ``inventories/production`` placed in a temporary directory and the vault password file there.
 
 The ``$EDITOR`` step overrides only what a lab must: the host's address, port and key; the
-stand-in images (and ComfyUI-Login from the image); the GPU declaration (no NVIDIA runtime or
-repository on a shared docker); the model download URLs, served by a file server on 127.0.0.1
-with the small files' real names and checksums; and, since every host shares this machine's
-docker and loopback, a root directory, compose project names and ports of its own.
+stand-in images (and ComfyUI-Login from the image); the NVIDIA repository and its key, served on
+127.0.0.1 as a signed apt repository holding a small ``nvidia-container-toolkit`` package built
+here (so the role's key, sources, install, daemon.json merge and CDI steps run for real); the
+model download URLs, served on 127.0.0.1 with the small files' real names and checksums; and,
+since every host shares this machine's docker and loopback: no GPU reservation, no docker
+install or restart, a root directory, compose project names and ports of its own.
 
 The order: the README's steps; ``--check --diff`` on the fresh host (every file shown, none
 written); converge; a second run with changed=0; validate.yml; ``--check --diff`` again with no
@@ -19,7 +21,9 @@ change; a wrong checksum refused with the services still serving.
 from __future__ import annotations
 
 import copy
+import email.utils
 import functools
+import gzip
 import hashlib
 import http.server
 import json
@@ -59,6 +63,13 @@ def recap(stdout: str) -> dict[str, int]:
     return {k: int(v) for k, v in (f.split("=") for f in line.split(":", 1)[1].split())}
 
 
+def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """Small files under the real names on 127.0.0.1, with their sha256."""
@@ -68,17 +79,78 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         data = f"stand-in weights of {name}\n".encode() * 64
         (root / name).write_bytes(data)
         sums[name] = hashlib.sha256(data).hexdigest()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", sums
+    server, url = serve(root)
+    yield url, sums
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def toolkit_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """NVIDIA's repository layout (stable/deb/$(ARCH), flat, InRelease signed), on 127.0.0.1.
+
+    It holds one nvidia-container-toolkit package: nvidia-ctk (the fake of tests/standins,
+    `cdi generate` only) and an nvidia-container-runtime that only answers --version.
+    """
+    tmp = tmp_path_factory.mktemp("toolkit-repo")
+    arch = run(["dpkg", "--print-architecture"]).stdout.strip()
+    pkg = tmp / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "usr" / "bin").mkdir(parents=True)
+    (pkg / "DEBIAN" / "control").write_text(
+        "Package: nvidia-container-toolkit\nVersion: 1.17.8-1\n"
+        f"Architecture: {arch}\nMaintainer: genai_stack tests <tests@genai.invalid>\n"
+        "Description: NVIDIA Container Toolkit (test package: nvidia-ctk cdi generate only)\n"
+    )
+    shutil.copy(
+        ROOT / "tests" / "standins" / "nvidia-smi" / "nvidia-ctk", pkg / "usr/bin/nvidia-ctk"
+    )
+    runtime = pkg / "usr" / "bin" / "nvidia-container-runtime"
+    runtime.write_text('#!/bin/sh\necho "NVIDIA Container Runtime version 1.17.8 (test)"\n')
+    for path in (pkg / "usr/bin/nvidia-ctk", runtime):
+        path.chmod(0o755)
+    root = tmp / "root"
+    repo = root / "stable" / "deb" / arch
+    repo.mkdir(parents=True)
+    built = run(["dpkg-deb", "--root-owner-group", "--build", str(pkg),
+                 str(repo / f"nvidia-container-toolkit_1.17.8-1_{arch}.deb")])  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    packages = subprocess.run(
+        ["dpkg-scanpackages", "--multiversion", "."], cwd=repo, capture_output=True, check=True
+    ).stdout
+    (repo / "Packages").write_bytes(packages)
+    (repo / "Packages.gz").write_bytes(gzip.compress(packages))
+    sums = "".join(
+        f" {hashlib.sha256((repo / n).read_bytes()).hexdigest()} {(repo / n).stat().st_size} {n}\n"
+        for n in ("Packages", "Packages.gz")
+    )
+    (repo / "Release").write_text(
+        f"Origin: genai_stack tests\nLabel: nvidia-container-toolkit\n"
+        f"Date: {email.utils.formatdate(usegmt=True)}\nArchitectures: {arch}\nSHA256:\n{sums}"
+    )
+    gnupg = tmp / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    env = {"GNUPGHOME": str(gnupg)}
+    for argv in (
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
+         "genai_stack test repository <repo@genai.invalid>", "rsa3072", "sign", "2d"],
+        ["gpg", "--batch", "--yes", "--clearsign", "-o", str(repo / "InRelease"),
+         str(repo / "Release")],
+    ):  # fmt: skip
+        done = run(argv, env=env)
+        assert done.returncode == 0, done.stderr
+    (root / "gpgkey").write_text(run(["gpg", "--armor", "--export"], env=env).stdout)
+    server, url = serve(root)
+    yield url
     server.shutdown()
 
 
 class Lab:
     """One fresh host and the admin's copy of the production inventory for it."""
 
-    def __init__(self, distro: str, tmp: Path, models: tuple[str, dict[str, str]]) -> None:
+    def __init__(
+        self, distro: str, tmp: Path, models: tuple[str, dict[str, str]], repo: str
+    ) -> None:
+        self.repo = repo
         self.distro = distro
         self.tmp = tmp
         self.name = f"genai-prod-{distro}"
@@ -109,7 +181,6 @@ class Lab:
             "-v", f"{CACHE}/bin/docker:/usr/local/bin/docker:ro",
             "-v", f"{CACHE}/cli-plugins:/usr/local/lib/docker/cli-plugins:ro",
             "-v", f"{nvidia}/nvidia-smi:/usr/local/bin/nvidia-smi:ro",
-            "-v", f"{nvidia}/nvidia-ctk:/usr/local/bin/nvidia-ctk:ro",
             "-v", f"{self.key}.pub:/home/admin/.ssh/authorized_keys:ro",
             # compose resolves bind mounts on this machine's dockerd: the same path on both sides
             "-v", f"{self.root}:{self.root}",
@@ -173,11 +244,13 @@ class Lab:
             instance["env"] = {"STANDIN_LOAD_SECONDS": "1"}
         group.update(
             forge_turbo_checkpoint_sha256=self.sums["sd_xl_turbo_1.0_fp16.safetensors"],
-            # the lab's docker: no NVIDIA runtime or repository, shared with other hosts
+            # NVIDIA's repository and key, from 127.0.0.1
+            nvidia_runtime_repo_url=f"{self.repo}/stable/deb/$(ARCH)",
+            nvidia_runtime_repo_key_url=f"{self.repo}/gpgkey",
+            # this machine's docker, shared by every host: no NVIDIA runtime in it, not to be
+            # installed or restarted from a host
             genai_gpu_reservation=False,
-            nvidia_runtime_toolkit_install=False,
             nvidia_runtime_docker_install=False,
-            nvidia_runtime_docker_configure="never",
             nvidia_runtime_docker_restart=False,
             # the stand-in images
             vllm_qwen3_image="local/vllm-standin:latest",
@@ -220,8 +293,10 @@ def lab(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     model_server: tuple[str, dict[str, str]],
+    toolkit_repo: str,
 ) -> Iterator[Lab]:
-    host = Lab(request.param, tmp_path_factory.mktemp(f"lab{request.param}"), model_server)
+    lab_dir = tmp_path_factory.mktemp(f"lab{request.param}")
+    host = Lab(request.param, lab_dir, model_server, toolkit_repo)
     host.start()
     host.readme_steps()
     yield host
@@ -241,6 +316,7 @@ def test_the_host_is_reached_over_ssh_as_admin_with_become(lab: Lab) -> None:
 
 def test_check_diff_on_the_fresh_host_shows_every_file_and_writes_none(lab: Lab) -> None:
     done = lab.ansible("site.yml", "--check", "--diff")
+    (lab.tmp / "check-diff-fresh.log").write_text(done.stdout)  # for a human to read
     assert done.returncode == 0, done.stdout[-6000:]
     assert recap(done.stdout)["failed"] == 0
     assert lab.in_host("test", "-e", str(lab.root / "vllm")).returncode != 0
@@ -273,6 +349,20 @@ def test_converge_then_nothing_changes(lab: Lab) -> None:
             / name
         )
         assert hashlib.sha256(where.read_bytes()).hexdigest() == lab.sums[name], where
+
+
+def test_the_toolkit_came_from_the_signed_repository(lab: Lab) -> None:
+    status = lab.in_host("dpkg-query", "-W", "-f=${Status} ${Version}", "nvidia-container-toolkit")
+    assert status.stdout == "install ok installed 1.17.8-1", status.stdout + status.stderr
+    sources = lab.in_host("cat", "/etc/apt/sources.list.d/nvidia-container-toolkit.list").stdout
+    assert sources == (
+        "deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] "
+        f"{lab.repo}/stable/deb/$(ARCH) /\n"
+    )
+    daemon = json.loads(lab.in_host("cat", "/etc/docker/daemon.json").stdout)
+    assert daemon["runtimes"]["nvidia"] == {"path": "nvidia-container-runtime", "args": []}
+    cdi = lab.in_host("cat", "/etc/cdi/nvidia.yaml").stdout
+    assert "kind: nvidia.com/gpu" in cdi and "name: all" in cdi
 
 
 def test_validate_proves_every_service(lab: Lab) -> None:
