@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from genai_stack.driver import Driver, RunRequest
 from genai_stack.panel.auth import set_password
@@ -105,7 +106,8 @@ def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     state_dir = tmp_path / "state"
-    playbook = "validate" if (ROOT / "playbooks" / "validate.yml").exists() else "gpu_plan"
+    # read-only and certain to succeed on the demo inventory, whether or not the demo runs
+    playbook = "stack_model"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
@@ -136,8 +138,13 @@ def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
             expect(host).to_be_visible()
             expect(host.locator("table.services")).to_contain_text("qwen3-medium")
             expect(host.locator("table.gpus")).to_contain_text("qwen3-micro")
+            # what the panel shows is what the service answers (the demo may or may not run here)
+            try:
+                up = requests.get("http://127.0.0.1:5000/health", timeout=2).status_code == 200
+            except requests.RequestException:
+                up = False
             health = host.locator('[data-health$="/qwen3-micro"] .text')
-            expect(health).to_have_text(re.compile(r"^(up|down) "), timeout=30_000)
+            expect(health).to_have_text(re.compile(r"^up " if up else r"^down "), timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "panel-e2e-stack.png"), full_page=True)
 
             # a run from elsewhere (the CLI, say) holds the host: the panel refuses with 409
@@ -168,7 +175,7 @@ def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
             # events arrive while it runs, then the result replaces the live status
             expect(page.locator("#events li.task_start").first).to_be_visible()
             status = page.locator("#run-status")
-            expect(status).to_have_text(re.compile(r"^(successful|failed)$"), timeout=300_000)
+            expect(status).to_have_text("successful", timeout=300_000)
             events = page.locator("#events li")
             assert events.count() > rendered, "no event arrived through the live stream"
             expect(page.locator("#events li.stats")).to_have_count(1)
@@ -176,10 +183,7 @@ def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
             expect(page.locator("#result")).to_be_visible()
             expect(page.locator("#stats-body")).to_contain_text(HOST)
             expect(page.locator("#run-duration")).to_have_text(re.compile(r"\d"))
-            if status.inner_text() == "successful":
-                expect(page.locator("#failed-tasks")).to_have_text("None.")
-            else:
-                expect(page.locator("#failed-tasks li strong").first).to_have_text(HOST)
+            expect(page.locator("#failed-tasks")).to_have_text("None.")
             page.screenshot(path=str(ARTIFACTS / "panel-e2e.png"), full_page=True)
             final = status.inner_text()
 

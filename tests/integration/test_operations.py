@@ -136,25 +136,57 @@ def test_client_env_matches_the_services(stack: None) -> None:
     assert r.status_code == 200
 
 
+def started(project: str) -> dict[str, str]:
+    """Each container of a compose project -> when it last started (restart or recreation)."""
+    ids = container_ids(project)
+    out = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Name}} {{.State.StartedAt}}", *ids.values()],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return {n.lstrip("/"): t for n, t in (line.split() for line in out.splitlines())}
+
+
+def client_values() -> dict[str, str]:
+    return dict(
+        Project(ROOT)
+        .module_util("dotenv")
+        .parse((PROJECT.parent / "clients" / "genai.env").read_text())
+    )
+
+
 def test_rotate_tokens_everything_follows_and_nothing_leaks(stack: None) -> None:
-    old = api_key()
+    old = client_values()
+    projects = ("itest-vllm", "itest-comfyui", "itest-forge")
+    before = {p: started(p) for p in projects}
     done = playbook("playbooks/rotate_tokens.yml", "-vvv")
     assert done.returncode == 0, done.stdout[-5000:]
-    new = api_key()
-    assert new != old
+    new = client_values()
+    secrets = ("VLLM_API_KEY", "COMFYUI_TOKEN", "FORGE_PASSWORD", "FORGE_WEB_TOKEN")
+    for key in secrets:
+        assert new[key] != old[key], f"{key} did not change"
+    assert new["VLLM_API_KEY"] == api_key()
     output = done.stdout + done.stderr
-    assert old not in output and new not in output, "a credential reached the -vvv output"
-    env_file = PROJECT.parent / "clients" / "genai.env"
-    assert f"VLLM_API_KEY={new}\n" in env_file.read_text()
+    for key in secrets:
+        assert old[key] not in output and new[key] not in output, f"{key} reached the -vvv output"
+    # every service took its new credential by a restart (or a recreation)
+    after = {p: started(p) for p in projects}
+    for project in projects:
+        assert set(after[project]) == set(before[project]), project
+        for name, when in after[project].items():
+            assert when != before[project][name], f"{name} was not restarted"
+
+    def get(url: str, **kw: object) -> int:
+        return requests.get(url, timeout=5, **kw).status_code  # type: ignore[arg-type]
+
     for port in PORTS:
         url = f"http://127.0.0.1:{port}/v1/models"
-        assert (
-            requests.get(url, headers={"Authorization": f"Bearer {old}"}, timeout=5).status_code
-            == 401
-        )
-        assert (
-            requests.get(url, headers={"Authorization": f"Bearer {new}"}, timeout=5).status_code
-            == 200
-        )
+        assert get(url, headers={"Authorization": f"Bearer {old['VLLM_API_KEY']}"}) == 401
+        assert get(url, headers={"Authorization": f"Bearer {new['VLLM_API_KEY']}"}) == 200
+    comfy = new["COMFYUI_BASE_URL"] + "/system_stats"
+    assert get(comfy, headers={"Authorization": f"Bearer {old['COMFYUI_TOKEN']}"}) == 401
+    assert get(comfy, headers={"Authorization": f"Bearer {new['COMFYUI_TOKEN']}"}) == 200
+    forge = new["FORGE_BASE_URL"] + "/sdapi/v1/sd-models"
+    assert get(forge, auth=(new["FORGE_USER"], old["FORGE_PASSWORD"])) == 401
+    assert get(forge, auth=(new["FORGE_USER"], new["FORGE_PASSWORD"])) == 200
     done = playbook("site.yml")
     assert done.returncode == 0 and recap(done.stdout)["changed"] == 0

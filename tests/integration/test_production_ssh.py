@@ -392,3 +392,23 @@ def test_a_wrong_checksum_is_refused_and_the_services_keep_serving(lab: Lab) -> 
     assert checkpoint.read_bytes() == before
     health = requests.get(f"http://127.0.0.1:{lab.base + 20}/internal/ping", timeout=5)
     assert health.status_code == 200
+
+
+def test_a_wrong_comfyui_model_checksum_is_refused_and_the_file_kept(lab: Lab) -> None:
+    name, folder = MODEL_FILES[2]
+    model = lab.root / "comfyui" / "ComfyUI" / "models" / folder / name
+    before = model.read_bytes()
+    models = [
+        {"name": n, "folder": f, "url": f"{lab.url}/{n}", "sha256": "0" * 64 if n == name else s}
+        for n, f in MODEL_FILES
+        if f
+        for s in [lab.sums[n]]
+    ]
+    done = lab.ansible(
+        "site.yml", "--tags", "comfyui", "-e", json.dumps({"comfyui_qwen_auth_models": models})
+    )
+    assert done.returncode != 0
+    assert "checksum" in done.stdout.lower() and name in done.stdout, done.stdout[-3000:]
+    assert model.read_bytes() == before
+    stats = requests.get(f"http://127.0.0.1:{lab.base + 10}/system_stats", timeout=5)
+    assert stats.status_code == 401  # still serving, still closed without the token

@@ -263,7 +263,8 @@ def test_broken_settings_file_stops_forge(workspace: Path) -> None:
     settings = workspace / "config-turbo.json"
     settings.write_text("{not json")
     done = run_once(environment(workspace, FORGE_ARGS=turbo_args(settings=str(settings))))
-    assert (done.returncode == 1 and "JSONDecodeError" in done.stderr) or "Expecting" in done.stderr
+    assert done.returncode == 1, done.stderr
+    assert "JSONDecodeError: Expecting property name enclosed in double quotes" in done.stderr
 
 
 def test_a_release_that_cannot_load_exits_1_with_its_error(workspace: Path) -> None:

@@ -493,6 +493,24 @@ def test_401_expected_is_healthy(server: ScriptedServer) -> None:
     assert result.status == 401
 
 
+def test_a_refusal_check_against_an_open_endpoint_fails(server: ScriptedServer) -> None:
+    """What proves an old or missing credential is refused: a 2xx must never pass for [401]."""
+    (opened,) = run_checks([check("rejects", server.base + "/ok", status=[401])])
+    assert not opened.ok and opened.status == 200
+    assert opened.error == "status 200, expected 401"
+    (accepted,) = run_checks(
+        [
+            check(
+                "rejects",
+                server.base + "/bearer",
+                status=[401],
+                auth={"type": "bearer", "token": TOKEN},
+            )
+        ]
+    )
+    assert not accepted.ok and accepted.status == 200
+
+
 def test_bearer_header_override(server: ScriptedServer) -> None:
     (result,) = run_checks(
         [

@@ -54,13 +54,17 @@ def test_server_got_the_planned_gpus(model: dict) -> None:
     assert report["api_key_set"] is True
 
 
-def test_gpu_reservation_is_rendered_as_nvidia_devices_when_on(host: Any) -> None:
-    """CI has no NVIDIA runtime, so the reservation is off here; render it on and let compose judge."""
-    env_file = f"{ROOT_DIR}/compose.yaml"
-    rendered = yaml.safe_load(host.file(env_file).content_string)
-    for name, service in rendered["services"].items():
-        assert "deploy" not in service, f"{name}: reservation rendered while switched off"
-        assert service["environment"]["NVIDIA_VISIBLE_DEVICES"]
+def test_with_reservation_off_each_model_sees_its_planned_gpus(host: Any) -> None:
+    """CI has no NVIDIA runtime, so the reservation is off here (tests/unit/roles/
+    test_vllm_compose_render.py renders it on and lets compose judge): each model gets exactly
+    its planned GPU ids as NVIDIA_VISIBLE_DEVICES, and no device reservation."""
+    rendered = yaml.safe_load(host.file(f"{ROOT_DIR}/compose.yaml").content_string)
+    assert set(rendered["services"]) == {m["name"] for m in MODELS}
+    for model in MODELS:
+        service = rendered["services"][model["name"]]
+        assert "deploy" not in service, f"{model['name']}: reservation rendered while switched off"
+        wanted = ",".join(str(g) for g in model["gpus"])
+        assert service["environment"]["NVIDIA_VISIBLE_DEVICES"] == wanted
         assert service["network_mode"] == "host" and service["ipc"] == "host"
 
 
