@@ -4,7 +4,7 @@ VENV := .venv/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo demo-down test lint unit molecule bench
+.PHONY: setup demo demo-down test lint unit molecule bench mutate
 
 setup:  ## docker engine, compose v2, venv, collections, base and stand-in images (cached)
 	@bash scripts/setup.sh
@@ -30,3 +30,6 @@ molecule: setup
 
 bench: setup
 	$(VENV)/python bench/site_rerun_bench.py
+
+mutate: setup  ## mutation testing of plugins/module_utils (mutmut): score per file, surviving mutants
+	@bash scripts/mutate.sh

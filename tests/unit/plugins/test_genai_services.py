@@ -43,7 +43,7 @@ def test_wildcard_bind_is_reached_on_loopback() -> None:
     ],
 )  # fmt: skip
 def test_conflicts_fail_naming_the_variables(kwargs: dict, needle: str) -> None:
-    vllm = kwargs.pop("vllm")
+    rest = {k: v for k, v in kwargs.items() if k != "vllm"}  # the parameters are shared
     with pytest.raises(AnsibleFilterError) as err:
-        genai_services(vllm, **kwargs)
+        genai_services(kwargs["vllm"], **rest)
     assert needle in str(err.value)

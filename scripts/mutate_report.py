@@ -1,0 +1,64 @@
+"""Print the mutation score per file and the surviving mutants of a mutmut run (scripts/mutate.sh).
+
+Reads `mutmut results --all true` in the run's directory; a mutant marked equivalent in
+scripts/mutants_equivalent.txt (``<mutant name>  <reason>``) is counted as killed and listed with
+its reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "ansible_collections.myia.genai_stack.plugins.module_utils."
+
+
+def main(work: str) -> int:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "mutmut"), "results", "--all", "true"],
+        cwd=work, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    equivalent: dict[str, str] = {}
+    listed = ROOT / "scripts" / "mutants_equivalent.txt"
+    if listed.exists():
+        for line in listed.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                name, _, reason = line.strip().partition(" ")
+                equivalent[name] = reason.strip()
+    per_file: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    survivors: list[str] = []
+    for line in out.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if not name.startswith(PREFIX):
+            continue
+        module = name[len(PREFIX):].split(".", 1)[0]
+        status = "killed" if name in equivalent and status == "survived" else status
+        per_file[module][status] += 1
+        if status == "survived":
+            survivors.append(name)
+    total = collections.Counter[str]()
+    print(f"{'file':<22} {'mutants':>8} {'killed':>8} {'survived':>9} {'other':>6} {'score':>7}")
+    for module, counts in sorted(per_file.items()):
+        total.update(counts)
+        n = sum(counts.values())
+        other = n - counts["killed"] - counts["survived"]
+        score = counts["killed"] / max(1, counts["killed"] + counts["survived"])
+        print(f"{module + '.py':<22} {n:>8} {counts['killed']:>8} {counts['survived']:>9} {other:>6} {score:>7.1%}")
+    n = sum(total.values())
+    score = total["killed"] / max(1, total["killed"] + total["survived"])
+    print(f"{'all':<22} {n:>8} {total['killed']:>8} {total['survived']:>9} {n - total['killed'] - total['survived']:>6} {score:>7.1%}")
+    if equivalent:
+        print("\nequivalent mutants (counted as killed):")
+        for name, reason in sorted(equivalent.items()):
+            print(f"  {name}: {reason}")
+    print(f"\nsurviving mutants ({len(survivors)}; `cd {work} && mutmut show <name>` shows one):")
+    for name in survivors:
+        print(f"  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
