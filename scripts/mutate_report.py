@@ -34,27 +34,32 @@ def main(work: str) -> int:
         name, _, status = line.strip().rpartition(": ")
         if not name.startswith(PREFIX):
             continue
-        module = name[len(PREFIX):].split(".", 1)[0]
+        module = name[len(PREFIX) :].split(".", 1)[0]
         status = "killed" if name in equivalent and status == "survived" else status
         per_file[module][status] += 1
-        if status == "survived":
-            survivors.append(name)
+        if status in ("survived", "no tests"):
+            survivors.append(f"{name} ({status})")
     total = collections.Counter[str]()
-    print(f"{'file':<22} {'mutants':>8} {'killed':>8} {'survived':>9} {'other':>6} {'score':>7}")
+    # score: killed (and timed out) over every mutant but the skipped; a mutant no test runs
+    # ("no tests") counts against it, like a survivor
+    head = ("file", "mutants", "killed", "survived", "no tests", "score")
+    print("{:<22} {:>8} {:>8} {:>9} {:>9} {:>7}".format(*head))
+
+    def row(label: str, counts: collections.Counter[str]) -> None:
+        n = sum(counts.values()) - counts["skipped"]
+        killed = counts["killed"] + counts["timeout"]
+        print(f"{label:<22} {n:>8} {killed:>8} {counts['survived']:>9} {counts['no tests']:>9} "
+              f"{killed / max(1, n):>7.1%}")  # fmt: skip
+
     for module, counts in sorted(per_file.items()):
         total.update(counts)
-        n = sum(counts.values())
-        other = n - counts["killed"] - counts["survived"]
-        score = counts["killed"] / max(1, counts["killed"] + counts["survived"])
-        print(f"{module + '.py':<22} {n:>8} {counts['killed']:>8} {counts['survived']:>9} {other:>6} {score:>7.1%}")
-    n = sum(total.values())
-    score = total["killed"] / max(1, total["killed"] + total["survived"])
-    print(f"{'all':<22} {n:>8} {total['killed']:>8} {total['survived']:>9} {n - total['killed'] - total['survived']:>6} {score:>7.1%}")
+        row(module + ".py", counts)
+    row("all", total)
     if equivalent:
         print("\nequivalent mutants (counted as killed):")
         for name, reason in sorted(equivalent.items()):
             print(f"  {name}: {reason}")
-    print(f"\nsurviving mutants ({len(survivors)}; `cd {work} && mutmut show <name>` shows one):")
+    print(f"\nmutants left ({len(survivors)}; `cd {work} && mutmut show <name>` shows one):")
     for name in survivors:
         print(f"  {name}")
     return 0

@@ -90,3 +90,59 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(AnsibleFilterError) as err:
         gpu_plan(wishes, GPUS)
     assert "GPU 7" in str(err.value) and "port 1 is already used" in str(err.value)
+
+
+def test_the_plan_is_exactly_what_admins_and_roles_read() -> None:
+    plan = gpu_plan(user_stack(), GPUS, ceiling=0.95)
+    assert plan["table"] == (
+        "GPU  name      share  services (start wave)\n"
+        "0    RTX 4090  0.90   medium (w0)\n"
+        "1    RTX 4090  0.90   medium (w0)\n"
+        "2    -         0.90   micro (w0), mini (w1)"
+    )
+    assert plan["ceiling"] == 0.95
+    assert plan["gpus"] == [
+        {"index": 0, "name": "RTX 4090", "memory_total_mib": None, "services": ["medium"],
+         "memory_share": 0.9},
+        {"index": 1, "name": "RTX 4090", "memory_total_mib": None, "services": ["medium"],
+         "memory_share": 0.9},
+        {"index": 2, "name": "", "memory_total_mib": None, "services": ["micro", "mini"],
+         "memory_share": 0.9},
+    ]  # fmt: skip
+    assert plan["services"] == {
+        "micro": {"gpus": [2], "memory_share": 0.3, "port": 5000, "after": [], "wave": 0,
+                  "source": "vllm_qwen3_models[micro]"},
+        "mini": {"gpus": [2], "memory_share": 0.6, "port": 5001, "after": ["micro"], "wave": 1,
+                 "source": "vllm_qwen3_models[mini]"},
+        "medium": {"gpus": [0, 1], "memory_share": 0.9, "port": 5002, "after": [], "wave": 0,
+                   "source": "vllm_qwen3_models[medium]"},
+    }  # fmt: skip
+
+
+def test_an_idle_gpu_and_a_gpu_with_its_memory_are_shown() -> None:
+    gpus = [{"index": 0, "name": "A100", "memory_total_mib": 81920}, {"index": 1}]
+    plan = gpu_plan([wish("a", [0], 1.0)], gpus)
+    assert plan["gpus"][0]["memory_total_mib"] == 81920 and plan["gpus"][0]["memory_share"] == 1.0
+    assert plan["gpus"][1] == {"index": 1, "name": "", "memory_total_mib": None, "services": [],
+                               "memory_share": 0}  # fmt: skip
+    assert plan["table"].splitlines()[2] == "1    -     0.00   -"
+
+
+def test_every_problem_is_one_line_under_one_title() -> None:
+    wishes = [wish("a", [7], 0.4, port=1), wish("a", [0, 0], 1.5, port=1)]
+    with pytest.raises(AnsibleFilterError) as err:
+        gpu_plan(wishes, GPUS)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "GPU plan rejected:"
+    assert lines[1:] == [
+        "- service 'a' (vllm_qwen3_models[a]): GPU 7 does not exist on this host (GPUs: 0, 1, 2) "
+        "(vllm_qwen3_models[a].gpus)",
+        "- service 'a' (vllm_qwen3_models[a]): name already used by vllm_qwen3_models[a]",
+        "- service 'a' (vllm_qwen3_models[a]): port 1 is already used by service 'a' "
+        "(vllm_qwen3_models[a]) (vllm_qwen3_models[a].port)",
+        "- service 'a' (vllm_qwen3_models[a]): GPU listed twice in [0, 0] (vllm_qwen3_models[a].gpus)",
+        "- service 'a' (vllm_qwen3_models[a]): memory share 1.5 must be in (0, 1] "
+        "(vllm_qwen3_models[a])",
+        "- GPU 0: memory shares sum to 3, over the ceiling 1: a (1.5), a (1.5) "
+        "(vllm_qwen3_models[a], vllm_qwen3_models[a])",
+    ]
