@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,144 @@ def test_the_secret_is_checked(secret: str, needle: str) -> None:
     found = problems(stack_values(token_sync_secret=secret))
     assert any(p.startswith("vault_genai_secret") and needle in p for p in found)
     assert stack_model.build(stack_values(token_sync_secret="a" * 48), GPUS)
+
+
+CREDS = {
+    "vllm_api_key": "k" * 24,
+    "comfyui_token": "$2b$12$" + "t" * 53,
+    "forge_username": "forge",
+    "forge_password": "p" * 20,
+    "forge_web_token": "w" * 20,
+}
+
+
+def records() -> list[dict[str, Any]]:
+    return stack_model.build(stack_values(), GPUS)["services"]
+
+
+def test_health_checks_prove_each_kind_with_and_without_its_credential() -> None:
+    checks = {c["name"]: c for c in services.health_checks(records(), CREDS)}
+    bearer = {"type": "bearer", "token": CREDS["vllm_api_key"]}
+    assert checks["qwen3-micro: health"] == {
+        "name": "qwen3-micro: health", "url": "http://127.0.0.1:5000/health"
+    }  # fmt: skip
+    assert checks["qwen3-micro: refuses no key"] == {
+        "name": "qwen3-micro: refuses no key",
+        "url": "http://127.0.0.1:5000/v1/models",
+        "status": [401],
+    }
+    listed = checks["qwen3-micro: lists qwen3-micro"]
+    assert listed["auth"] == bearer and listed["url"] == "http://127.0.0.1:5000/v1/models"
+    assert listed["json_contains"] == {"path": "data", "value": {"id": "qwen3-micro"}}
+    chat = checks["qwen3-mini: chat completion"]
+    assert chat["method"] == "POST" and chat["url"] == "http://127.0.0.1:5001/v1/chat/completions"
+    assert chat["body"]["model"] == "qwen3-mini" and chat["body"]["max_tokens"] == 16
+    assert chat["body"]["chat_template_kwargs"] == {"enable_thinking": False}
+    assert (chat["json_path"], chat["json_value"]) == ("choices.0.message.role", "assistant")
+    tool = checks["qwen3-medium: tool call"]
+    assert tool["body"]["tools"][0]["function"]["name"] == "get_weather"
+    assert tool["body"]["tool_choice"] == "auto"
+    assert tool["json_path"] == "choices.0.message.tool_calls.0.function.name"
+    assert tool["json_value"] == "get_weather"
+    answered = checks["qwen3-medium: tool result answered"]
+    assert [m["role"] for m in answered["body"]["messages"]] == ["user", "assistant", "tool"]
+    assert answered["body"]["messages"][2]["tool_call_id"] == "call-validate"
+    assert (answered["json_path"], answered["json_value"]) == ("choices.0.finish_reason", "stop")
+    assert checks["comfyui: refuses no token"] == {
+        "name": "comfyui: refuses no token",
+        "url": "http://127.0.0.1:8188/system_stats",
+        "status": [401],
+    }
+    assert checks["comfyui: system stats"]["auth"] == {
+        "type": "bearer", "token": CREDS["comfyui_token"]
+    }  # fmt: skip
+    assert checks["comfyui: system stats"]["json_path"] == "system"
+    query = {"type": "query", "param": "token", "value": CREDS["forge_web_token"]}
+    assert checks["turbo: refuses no credentials"] == {
+        "name": "turbo: refuses no credentials",
+        "url": "http://127.0.0.1:17861/sdapi/v1/sd-models",
+        "status": [401],
+        "auth": query,
+    }
+    accepted = checks["turbo: accepts the credentials"]
+    basic = "Basic " + base64.b64encode(b"forge:" + b"p" * 20).decode()
+    assert accepted["headers"] == {"Authorization": basic} and accepted["auth"] == query
+    assert accepted["json_path"] == "" and "status" not in accepted
+    assert len(checks) == 3 * 6 + 2 + 2
+
+
+def test_without_credentials_only_the_open_paths_and_the_refusals_are_checked() -> None:
+    names = [c["name"] for c in services.health_checks(records(), {})]
+    assert names == [
+        "qwen3-micro: health", "qwen3-micro: refuses no key",
+        "qwen3-mini: health", "qwen3-mini: refuses no key",
+        "qwen3-medium: health", "qwen3-medium: refuses no key",
+        "comfyui: refuses no token", "turbo: refuses no credentials",
+    ]  # fmt: skip
+
+
+def test_refusal_checks_present_the_old_credential_and_want_401() -> None:
+    checks = services.refusal_checks(records(), CREDS)
+    assert [c["name"] for c in checks] == [
+        "qwen3-micro: refuses the old credential", "qwen3-mini: refuses the old credential",
+        "qwen3-medium: refuses the old credential", "comfyui: refuses the old credential",
+        "turbo: refuses the old credential",
+    ]  # fmt: skip
+    assert all(c["status"] == [401] for c in checks)
+    assert checks[0]["auth"] == {"type": "bearer", "token": CREDS["vllm_api_key"]}
+    assert checks[0]["url"] == "http://127.0.0.1:5000/v1/models"
+    assert checks[3]["auth"] == {"type": "bearer", "token": CREDS["comfyui_token"]}
+    assert checks[3]["url"] == "http://127.0.0.1:8188/system_stats"
+    basic = "Basic " + base64.b64encode(b"forge:" + b"p" * 20).decode()
+    assert checks[4]["headers"] == {"Authorization": basic}
+    assert checks[4]["url"] == "http://127.0.0.1:17861/sdapi/v1/sd-models"
+    assert services.refusal_checks(records(), {}) == []
+    only_forge = services.refusal_checks(records(), {"forge_password": "x" * 20})
+    assert (
+        only_forge[0]["headers"]["Authorization"]
+        == "Basic " + base64.b64encode(b"admin:" + b"x" * 20).decode()
+    )
+
+
+def test_client_env_holds_every_url_and_credential() -> None:
+    env = services.client_env(records(), CREDS)
+    assert env == {
+        "VLLM_BASE_URL": "http://127.0.0.1:5000/v1",
+        "VLLM_MODEL": "qwen3-micro",
+        "VLLM_QWEN3_MICRO_BASE_URL": "http://127.0.0.1:5000/v1",
+        "VLLM_QWEN3_MICRO_MODEL": "qwen3-micro",
+        "VLLM_QWEN3_MINI_BASE_URL": "http://127.0.0.1:5001/v1",
+        "VLLM_QWEN3_MINI_MODEL": "qwen3-mini",
+        "VLLM_QWEN3_MEDIUM_BASE_URL": "http://127.0.0.1:5002/v1",
+        "VLLM_QWEN3_MEDIUM_MODEL": "qwen3-medium",
+        "VLLM_API_KEY": CREDS["vllm_api_key"],
+        "COMFYUI_BASE_URL": "http://127.0.0.1:8188",
+        "COMFYUI_TOKEN": CREDS["comfyui_token"],
+        "FORGE_TURBO_BASE_URL": "http://127.0.0.1:17861",
+        "FORGE_BASE_URL": "http://127.0.0.1:17861",
+        "FORGE_USER": "forge",
+        "FORGE_PASSWORD": CREDS["forge_password"],
+        "FORGE_WEB_TOKEN": CREDS["forge_web_token"],
+    }
+    public = services.client_env(records(), {}, public=True)
+    assert public["VLLM_BASE_URL"] == "https://micro.vllm.myia.io/v1"
+    assert public["COMFYUI_BASE_URL"] == "https://qwen-image-edit.myia.io"
+    assert public["FORGE_BASE_URL"] == "https://turbo.stable-diffusion-webui-forge.myia.io"
+    assert not any(k in public for k in ("VLLM_API_KEY", "COMFYUI_TOKEN", "FORGE_PASSWORD"))
+
+
+def test_a_record_carries_its_kind_facts_and_reachable_address() -> None:
+    micro, *_, comfy, turbo = records()
+    assert micro == {
+        "name": "qwen3-micro", "kind": "vllm", "source": "vllm_qwen3_models[0]",
+        "hostname": "micro.vllm.myia.io", "bind_address": "127.0.0.1", "port": 5000,
+        "backend_url": "http://127.0.0.1:5000", "gpus": [2], "served_model_names": ["qwen3-micro"],
+        "health_path": "/health", "ready_path": "/v1/models", "auth": "bearer",
+        "websocket_paths": [], "max_body_mb": 16, "timeout_s": 900, "streaming": True,
+    }  # fmt: skip
+    assert (comfy["source"], comfy["auth"], comfy["websocket_paths"]) == (
+        "comfyui_qwen_auth_port", "comfyui_token", ["/ws", "/api/ws"]
+    )  # fmt: skip
+    assert comfy["served_model_names"] == [] and turbo["auth"] == "basic"
+    wild = stack_model.build(stack_values(comfyui_qwen_auth_bind_address="0.0.0.0"), GPUS)
+    assert wild["services"][3]["backend_url"] == "http://127.0.0.1:8188"
