@@ -167,12 +167,10 @@ def build(
     wanted = values.get("update_services")
     if wanted is not None and len(scope) == len(catalogue.KINDS):
         names = [r["name"] for r in records]
-        unknown = (
-            [str(s) for s in wanted]
-            if not isinstance(wanted, list)
-            else [str(s) for s in wanted if s not in names]
-        )
-        if unknown:
+        unknown = [str(s) for s in wanted if s not in names] if isinstance(wanted, list) else None
+        if unknown is None:
+            problems.append(f"update_services {wanted!r} must be a list of service names")
+        elif unknown:
             problems.append(
                 f"update_services names unknown services: {', '.join(unknown)} "
                 f"(known: {', '.join(names)})"
@@ -298,7 +296,7 @@ def _clients(raw: Any, records: list[dict[str, Any]], problems: list[str]) -> li
         ):
             problems.append(f"{where}.path {path!r} must be an absolute file path without '..'")
             continue
-        path = posixpath.normpath(path)
+        path = posixpath.normpath(re.sub("/+", "/", path))  # normpath keeps a leading "//"
         if path in seen:
             problems.append(f"{where}.path {path!r} is already written by {seen[path]}")
         seen.setdefault(path, where)

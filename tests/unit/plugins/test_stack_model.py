@@ -318,3 +318,119 @@ def test_a_record_carries_its_kind_facts_and_reachable_address() -> None:
     assert comfy["served_model_names"] == [] and turbo["auth"] == "basic"
     wild = stack_model.build(stack_values(comfyui_qwen_auth_bind_address="0.0.0.0"), GPUS)
     assert wild["services"][3]["backend_url"] == "http://127.0.0.1:8188"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"token_sync_clients": "x"}, "token_sync_clients must be a list of {path, services, public}"),
+        ({"token_sync_clients": ["x"]},
+         "token_sync_clients[0] must be a mapping with path (and services, public, mode)"),
+        ({"token_sync_clients": [{"path": "rel/a.env"}]},
+         "token_sync_clients[0].path 'rel/a.env' must be an absolute file path without '..'"),
+        ({"token_sync_clients": [{"path": "/a/../b.env"}]},
+         "token_sync_clients[0].path '/a/../b.env' must be an absolute file path without '..'"),
+        ({"token_sync_clients": [{"path": "/a/"}]},
+         "token_sync_clients[0].path '/a/' must be an absolute file path without '..'"),
+        ({"token_sync_clients": [{"path": "/a.env"}, {"path": "//a.env"}]},
+         "token_sync_clients[1].path '/a.env' is already written by token_sync_clients[0]"),
+        ({"token_sync_clients": [{"path": "/a.env", "services": "turbo"}]},
+         "token_sync_clients[0].services must be a list of service names"),
+        ({"token_sync_clients": [{"path": "/a.env", "services": ["turbo", "x"]}]},
+         "token_sync_clients[0].services names unknown service(s) x (known: qwen3-micro, "
+         "qwen3-mini, qwen3-medium, comfyui, turbo)"),
+        ({"token_sync_clients": [{"path": "/a.env", "mode": 600}]},
+         "token_sync_clients[0].mode 600 must be a quoted octal mode such as '0600'"),
+        ({"token_sync_secret": 123456789012345678},
+         "vault_genai_secret (token_sync_secret) must be a string"),
+        ({"token_sync_secret": "a" * 15},
+         "vault_genai_secret (token_sync_secret) is too short (15 characters): use at least 16 "
+         "random letters and digits"),
+        ({"token_sync_secret": "a" * 20 + "\n"},
+         "vault_genai_secret (token_sync_secret) must be one line"),
+        ({"genai_root_dir": "/opt/../etc"}, "genai_root_dir '/opt/../etc' must be an absolute path without '..'"),
+        ({"genai_root_dir": 5}, "genai_root_dir 5 must be an absolute path without '..'"),
+        ({"genai_bind_address": "0.0.0.0 "}, "genai_bind_address '0.0.0.0 ' is not an IP address (e.g. 127.0.0.1)"),
+        ({"genai_panel_port": 8188}, "genai_panel_port: port 8188 is already used by comfyui_qwen_auth_port"),
+        ({"genai_panel_port": "x"}, "genai_panel_port 'x' is not a port number (1-65535)"),
+        ({"update_services": ["turbo", "nope"]},
+         "update_services names unknown services: nope (known: qwen3-micro, qwen3-mini, "
+         "qwen3-medium, comfyui, turbo)"),
+        ({"update_services": "turbo"},
+         "update_services 'turbo' must be a list of service names"),
+        ({"vllm_qwen3_project_name": "My-Project"},
+         "vllm_qwen3_project_name 'My-Project' must be lower-case letters, digits, '-' or '_' "
+         "(a compose project name)"),
+        ({"comfyui_qwen_auth_hostname": "micro.vllm.myia.io"},
+         "comfyui_qwen_auth_port: hostname 'micro.vllm.myia.io' is already used by "
+         "vllm_qwen3_models[0] (qwen3-micro)"),
+        ({"comfyui_qwen_auth_service_name": "qwen3-mini"},
+         "comfyui_qwen_auth_port: name 'qwen3-mini' is already used by vllm_qwen3_models[1] "
+         "(qwen3-mini)"),
+        ({"comfyui_qwen_auth_hostname": "<the public name>"},
+         "placeholders of the example inventory still to fill in: comfyui_qwen_auth_hostname "
+         "'<the public name>'"),
+    ],
+)  # fmt: skip
+def test_stack_wide_problems_are_exact(change: dict[str, Any], problem: str) -> None:
+    assert problem in problems(stack_values(**change))
+
+
+def test_clients_are_normalised_with_their_services() -> None:
+    clients = [{"path": "//srv//a.env", "services": ["turbo"], "mode": "0640"}, {"path": "/b.env"}]
+    model = stack_model.build(stack_values(token_sync_clients=clients), GPUS)
+    assert model["clients"] == [
+        {"path": "/srv/a.env", "services": ["turbo"], "mode": "0640"},
+        {"path": "/b.env", "services": ["qwen3-micro", "qwen3-mini", "qwen3-medium", "comfyui",
+                                        "turbo"]},
+    ]  # fmt: skip
+    assert stack_model.build(stack_values(token_sync_clients=None), GPUS)["clients"] == []
+
+
+def test_variables_and_roles_follow_the_kinds_and_groups() -> None:
+    names = stack_model.variables()
+    assert names[: len(stack_model.STACK_VARIABLES)] == list(stack_model.STACK_VARIABLES)
+    assert "vllm_qwen3_project_name" in names and "nginx_reverse_proxy_https_port" not in names
+    proxy = stack_model.variables([], ["iis_hosts"])
+    assert "iis_reverse_proxy_certificates" in proxy and "vllm_qwen3_models" not in proxy
+    assert stack_model.roles(["vllm"]) == ["vllm_qwen3", "token_sync"]
+    assert stack_model.roles([], ["proxy_hosts"]) == ["token_sync", "nginx_reverse_proxy"]
+    with pytest.raises(stack_model.StackModelError, match="unknown service kind"):
+        stack_model.variables(["whisper"])
+
+
+def test_a_proxy_only_host_checks_the_gpu_hosts_records() -> None:
+    gpu = stack_model.build(stack_values(), GPUS)["services"]
+    cert = {"certificate": "/etc/ssl/a.pem", "key": "/etc/ssl/a.key"}
+    values = {"nginx_reverse_proxy_default_certificate": cert}
+    model = stack_model.build(values, [], kinds=[], groups=["proxy_hosts"], services_of_others=gpu)
+    assert len(model["proxies"]["nginx_reverse_proxy"]) == 5 and model["services"] == []
+    # the GPU hosts have no model (they failed): the proxy host's own settings only
+    alone = stack_model.build(values, [], kinds=[], groups=["proxy_hosts"])
+    assert alone["proxies"] == {}
+    with pytest.raises(stack_model.StackModelError) as err:
+        stack_model.build({}, [], kinds=[], groups=["proxy_hosts"], services_of_others=gpu)
+    assert err.value.problems[0].startswith(
+        "nginx_reverse_proxy_certificates['micro.vllm.myia.io']"
+    )
+
+
+def test_the_model_lists_every_port_with_its_variable() -> None:
+    values = stack_values(
+        nginx_reverse_proxy_default_certificate={"certificate": "/a", "key": "/b"},
+        nginx_reverse_proxy_https_port=443,
+        nginx_reverse_proxy_http_port=80,
+    )
+    values["forge_turbo_instances"][0]["web_port"] = 17862
+    model = stack_model.build(values, GPUS, groups=["proxy_hosts"])
+    assert model["ports"] == {
+        5000: "vllm_qwen3_models[0].port", 5001: "vllm_qwen3_models[1].port",
+        5002: "vllm_qwen3_models[2].port", 8188: "comfyui_qwen_auth_port",
+        17861: "forge_turbo_instances[0].port", 17862: "forge_turbo_instances[0].web_port",
+        443: "nginx_reverse_proxy_https_port", 80: "nginx_reverse_proxy_http_port",
+        8765: "genai_panel_port",
+    }  # fmt: skip
+    assert model["kinds"]["comfyui"] == {
+        "role": "comfyui_qwen_auth",
+        "variable": "comfyui_qwen_auth_port",
+    }
