@@ -36,6 +36,10 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 [ -x /usr/bin/chromium ] || need+=(chromium)       # the panel's browser test (Playwright drives it)
 command -v curl >/dev/null || need+=(curl)
+# the production scenario: ssh to its hosts, a signed apt repository built by the test
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v gpg >/dev/null || need+=(gpg)
+command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing Debian packages: ${need[*]}"
   apt_install $(printf '%s\n' "${need[@]}" | sort -u)
