@@ -19,7 +19,7 @@ find "$COPY" -name __pycache__ -prune -exec rm -rf {} +
 
 only=""
 if [ $# -gt 0 ]; then
-  only="only_mutate = $(printf 'ansible_collections/myia/genai_stack/plugins/module_utils/%s.py,' "$@" | sed 's/,$//')"
+  only="only_mutate =$(printf '\n    ansible_collections/myia/genai_stack/plugins/module_utils/%s.py' "$@")"
 fi
 cat >"$WORK/setup.cfg" <<CFG
 [mutmut]
