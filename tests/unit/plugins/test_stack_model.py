@@ -434,3 +434,85 @@ def test_the_model_lists_every_port_with_its_variable() -> None:
         "role": "comfyui_qwen_auth",
         "variable": "comfyui_qwen_auth_port",
     }
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"comfyui_qwen_auth_service_name": "com fy"},
+         "comfyui_qwen_auth_service_name 'com fy' must be letters, digits"),
+        ({"comfyui_qwen_auth_port": "x"}, "comfyui_qwen_auth_port 'x' is not a port number (1-65535)"),
+        ({"comfyui_qwen_auth_bind_address": "host"},
+         "comfyui_qwen_auth_bind_address 'host' is not an IP address"),
+        ({"comfyui_qwen_auth_hostname": "http://c.myia.io"},
+         "comfyui_qwen_auth_hostname 'http://c.myia.io' must be a DNS name without a scheme"),
+        ({"comfyui_qwen_auth_gpu": "zero"}, "comfyui_qwen_auth_gpu ['zero'] must list GPU indices"),
+        ({"comfyui_qwen_auth_gpu_memory_share": 2},
+         "comfyui_qwen_auth_gpu_memory_share 2 must be a fraction of the GPU memory in (0, 1]"),
+        ({"comfyui_qwen_auth_image": ""}, "comfyui_qwen_auth_image is empty"),
+        ({"comfyui_qwen_auth_image_tag": "a b"},
+         "comfyui_qwen_auth_image_tag 'comfyui-qwen:a b' is not a valid image reference"),
+        ({"comfyui_qwen_auth_start_timeout": "5m"},
+         "comfyui_qwen_auth_start_timeout '5m' must be a positive number of seconds"),
+        ({"comfyui_qwen_auth_env": {"A-B": "1"}},
+         "comfyui_qwen_auth_env.A-B: 'A-B' is not an environment variable name"),
+        ({"comfyui_qwen_auth_env": {"NVIDIA_VISIBLE_DEVICES": "1"}},
+         "comfyui_qwen_auth_env.NVIDIA_VISIBLE_DEVICES: set by the role"),
+        ({"comfyui_qwen_auth_extra_args": "--x"}, "comfyui_qwen_auth_extra_args must be a list of arguments"),
+        ({"comfyui_qwen_auth_extra_args": ["--lowvram", "--cuda-device=1"]},
+         "comfyui_qwen_auth_extra_args[1] '--cuda-device=1' is managed by the role (--listen, --port "
+         "and --enable-cors-header come from their variables, --cuda-device from "
+         "comfyui_qwen_auth_gpu; --disable-all-custom-nodes would disable ComfyUI-Login)"),
+        ({"comfyui_qwen_auth_extra_args": ["--a\nb"]},
+         "comfyui_qwen_auth_extra_args[0] '--a\\nb' must be one line without control characters"),
+        ({"comfyui_qwen_auth_cors_origin": "myia.io"},
+         "comfyui_qwen_auth_cors_origin 'myia.io' must be empty, '*' or an origin like "
+         "https://<hostname> (scheme and host, no path)"),
+        ({"comfyui_qwen_auth_models": {"a": 1}}, "comfyui_qwen_auth_models must be a list of model files"),
+        ({"comfyui_qwen_auth_models": ["a"]},
+         "comfyui_qwen_auth_models[0] must be a mapping with name, folder, url, sha256"),
+        ({"comfyui_qwen_auth_models": [{"name": "a/b", "folder": "vae"}]},
+         "comfyui_qwen_auth_models[0].name 'a/b' must be a file name without '/'"),
+        ({"comfyui_qwen_auth_models": [{"name": "..", "folder": "vae"}]},
+         "comfyui_qwen_auth_models[0].name '..' must be a file name without '/'"),
+        ({"comfyui_qwen_auth_models": [{"name": "a", "folder": "models"}]},
+         "comfyui_qwen_auth_models[0].folder 'models' must be one of diffusion_models, unet, "
+         "text_encoders, clip, vae, loras, checkpoints, clip_vision, upscale_models, embeddings"),
+        ({"comfyui_qwen_auth_models": [{"name": "a", "folder": "vae", "sha256": "abc"}]},
+         "comfyui_qwen_auth_models[0].sha256 'abc' must be 64 hexadecimal digits"),
+        ({"comfyui_qwen_auth_models": [{"name": "a", "folder": "vae", "url": "s3://b/a",
+                                        "sha256": "0" * 64}]},
+         "comfyui_qwen_auth_models[0].url 's3://b/a' must be an http(s)://, ftp:// or file:// URL"),
+        ({"comfyui_qwen_auth_models": [{"name": "a", "folder": "vae", "url": "https://m.invalid/a"}]},
+         "comfyui_qwen_auth_models[0].sha256 is required with comfyui_qwen_auth_models[0].url (a "
+         "would be fetched unverified; or set comfyui_qwen_auth_allow_unverified: true)"),
+    ],
+)  # fmt: skip
+def test_comfyui_problems_name_its_own_variables(change: dict[str, Any], problem: str) -> None:
+    found = problems(stack_values(**change))
+    assert any(p.startswith(problem) for p in found), found
+
+
+def test_comfyui_is_read_from_its_variables() -> None:
+    values = stack_values(
+        comfyui_qwen_auth_image="local/comfyui", comfyui_qwen_auth_image_tag="v1",
+        comfyui_qwen_auth_start_timeout="90", comfyui_qwen_auth_gpu="1",
+        comfyui_qwen_auth_gpu_memory_share="0.1", comfyui_qwen_auth_port="9188",
+        comfyui_qwen_auth_models=[{"name": "a", "folder": "vae", "url": "https://m.invalid/a"}],
+        comfyui_qwen_auth_allow_unverified=True, comfyui_qwen_auth_cors_origin="*",
+    )  # fmt: skip
+    (spec,) = stack_model.build(values, GPUS)["specs"]["comfyui"]
+    assert spec == {
+        "name": "comfyui", "port": 9188, "hostname": "qwen-image-edit.myia.io",
+        "bind_address": "127.0.0.1", "gpus": [1], "image": "local/comfyui:v1",
+        "load_timeout": 90, "source": "comfyui_qwen_auth_port",
+        "gpu_wish": {"service": "comfyui", "source": "comfyui_qwen_auth_gpu", "gpus": [1],
+                     "memory_share": 0.1, "port": 9188, "bind_address": "127.0.0.1"},
+    }  # fmt: skip
+    untagged = stack_values(
+        comfyui_qwen_auth_image="local/comfyui:v2", comfyui_qwen_auth_image_tag=""
+    )
+    assert stack_model.build(untagged, GPUS)["specs"]["comfyui"][0]["image"] == "local/comfyui:v2"
+    none = stack_values(comfyui_qwen_auth_models=None, comfyui_qwen_auth_hostname="")
+    (rec,) = [r for r in stack_model.build(none, GPUS)["services"] if r["kind"] == "comfyui"]
+    assert rec["hostname"] is None
