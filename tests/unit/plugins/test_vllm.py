@@ -103,3 +103,94 @@ def test_parsers_follow_the_image_release_and_the_standin_uses_the_pinned_lists(
     empty = [model(tool_call_parser="")]
     with pytest.raises(AnsibleFilterError, match="tool_call_parser is empty"):
         vllm_models(empty, defaults={"image": "vllm/vllm-openai:v0.9.2"})
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"name": "a b"}, "vllm_qwen3_models[0].name 'a b' must be letters, digits"),
+        ({"port": "50x"}, "vllm_qwen3_models[0].port '50x' is not a port number (1-65535)"),
+        ({"gpus": "2"}, "vllm_qwen3_models[0].gpus '2' must be a non-empty list of GPU indices"),
+        ({"gpu_memory_utilization": 0},
+         "vllm_qwen3_models[0].gpu_memory_utilization 0 must be a fraction of the GPU memory"),
+        ({"load_timeout": "1h"},
+         "vllm_qwen3_models[0].load_timeout '1h' must be a positive number of seconds"),
+        ({"image": "Bad Image"},
+         "vllm_qwen3_models[0].image (or vllm_qwen3_image) 'Bad Image' is not a valid image"),
+        ({"bind_address": "any"}, "vllm_qwen3_models[0].bind_address 'any' is not an IP address"),
+        ({"hostname": "https://x.io"},
+         "vllm_qwen3_models[0].hostname 'https://x.io' must be a DNS name without a scheme"),
+        ({"model": "Qwen/x\nevil"},
+         "vllm_qwen3_models[0].model 'Qwen/x\\nevil' must be one line without control characters"),
+        ({"tensor_parallel_size": "two"},
+         "vllm_qwen3_models[0].tensor_parallel_size 'two' must be a positive integer (e.g. 32768, not '32k')"),
+        ({"max_model_len": 0},
+         "vllm_qwen3_models[0].max_model_len 0 must be a positive integer (e.g. 32768, not '32k')"),
+        ({"served_model_names": "qwen"},
+         "vllm_qwen3_models[0].served_model_names 'qwen' must be a list of names"),
+        ({"served_model_names": [" "]},
+         "vllm_qwen3_models[0].served_model_names [' '] must be a list of names"),
+        ({"served_model_names": ["a\tb"]},
+         "vllm_qwen3_models[0].served_model_names 'a\\tb' must be one line"),
+        ({"extra_args": "--x"}, "vllm_qwen3_models[0].extra_args must be a list of arguments"),
+        ({"extra_args": ["--ok", "--a\rb"]}, "vllm_qwen3_models[0].extra_args[1] '--a\\rb' must be one line"),
+        ({"env": {"HF_TOKEN": "x"}}, "vllm_qwen3_models[0].env.HF_TOKEN: set by the role"),
+        ({"dtype": "int4"}, "vllm_qwen3_models[0].dtype 'int4' is not supported by vLLM v0.9.2; use one of auto, half"),
+        ({"reasoning_parser": "r1"},
+         "vllm_qwen3_models[0].reasoning_parser 'r1' is not supported by vLLM v0.9.2; use one of deepseek_r1, granite, qwen3"),
+    ],
+)  # fmt: skip
+def test_each_problem_names_the_model_the_path_and_the_value(
+    change: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(vllm.VllmSpecError) as err:
+        vllm.normalize([model(**change)], {"image": "vllm/vllm-openai:v0.9.2"})
+    assert (
+        err.value.problems[0] == f"model '{change.get('name', 'qwen3-mini')}' "
+        f"(vllm_qwen3_models[0]): " + err.value.problems[0].split("): ", 1)[1]
+    )
+    assert any(p.split("): ", 1)[1].startswith(problem) for p in err.value.problems), (
+        err.value.problems
+    )
+
+
+def test_the_command_line_is_exactly_what_vllm_takes() -> None:
+    (m,) = vllm.normalize(
+        [model(dtype="bfloat16", max_model_len=8192, served_model_names=["a", "b"],
+               gpu_memory_utilization="0.50", bind_address="0.0.0.0")],
+        {"image": "vllm/vllm-openai:v0.9.2"},
+    )  # fmt: skip
+    assert vllm.command(m) == [
+        "--model", "Qwen/Qwen3-8B-AWQ", "--served-model-name", "a", "b", "--host", "0.0.0.0",
+        "--port", "5001", "--tensor-parallel-size", "1", "--gpu-memory-utilization", "0.5",
+        "--max-model-len", "8192", "--dtype", "bfloat16", "--enable-auto-tool-choice",
+        "--tool-call-parser", "hermes", "--reasoning-parser", "qwen3",
+    ]  # fmt: skip
+    (plain,) = vllm.normalize(
+        [model(enable_auto_tool_choice=False, reasoning_parser="", dtype="auto")], {}
+    )
+    assert vllm.command(plain)[-2:] == ["--gpu-memory-utilization", "0.6"]
+
+
+def test_endpoints_list_every_served_name_and_the_refusal() -> None:
+    (m,) = vllm.normalize([model(served_model_names=["a", "b"], bind_address="::")], {})
+    assert vllm.endpoints([m], "key") == [
+        {"name": "qwen3-mini lists a", "url": "http://127.0.0.1:5001/v1/models",
+         "auth": {"type": "bearer", "token": "key"},
+         "json_contains": {"path": "data", "value": {"id": "a"}}},
+        {"name": "qwen3-mini lists b", "url": "http://127.0.0.1:5001/v1/models",
+         "auth": {"type": "bearer", "token": "key"},
+         "json_contains": {"path": "data", "value": {"id": "b"}}},
+        {"name": "qwen3-mini refuses no key", "url": "http://127.0.0.1:5001/v1/models",
+         "status": [401]},
+    ]  # fmt: skip
+
+
+def test_flag_lists_follow_the_image_tag() -> None:
+    assert vllm.flag_lists("vllm/vllm-openai:v0.10.0") == ("v0.10.0", "vLLM v0.10.0")
+    assert (
+        vllm.flag_lists("registry:5000/vllm/vllm-openai:v0.9.2@sha256:" + "a" * 64)[0] == "v0.9.2"
+    )
+    release, why = vllm.flag_lists("local/vllm-standin")
+    assert release == "v0.9.2" and "whose lists apply to local/vllm-standin" in why
+    assert vllm.flag_lists(None)[0] == "v0.9.2"
