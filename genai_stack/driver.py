@@ -17,6 +17,7 @@ its ansible.cfg and collections/. Secrets never reach a command line or an artif
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -26,6 +27,7 @@ import re
 import secrets as pysecrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -57,6 +59,46 @@ FinishHandler = Callable[[RunResult], None]
 
 #: how often (seconds) ansible-runner polls the cancel callback
 CANCEL_POLL_S = 0.25
+#: set to the run id in the environment of every ansible process of a run. ansible-runner stops a
+#: run by killing ansible-playbook's process group, but each worker runs in a session of its own
+#: (ansible's WorkerProcess calls setsid): the marker finds them, even once reparented to init
+RUN_MARKER = "GENAI_STACK_RUN"
+#: seconds the processes of an ended run get between SIGTERM and SIGKILL
+STOP_GRACE_S = 5.0
+
+
+def run_processes(run_id: str) -> list[int]:
+    """The live processes that carry ``run_id``'s marker (Linux /proc)."""
+    marker = f"{RUN_MARKER}={run_id}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker not in Path(entry.path, "environ").read_bytes().split(b"\0"):
+                continue
+            if Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue  # a zombie is already gone; its parent reaps it
+        except (OSError, IndexError):
+            continue
+        found.append(int(entry.name))
+    return found
+
+
+def stop_run_processes(run_id: str, grace: float = STOP_GRACE_S) -> list[int]:
+    """SIGTERM every process left by ``run_id``, SIGKILL what is still there after ``grace``;
+    returns the pids that were left."""
+    left = run_processes(run_id)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in run_processes(run_id):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while run_processes(run_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return left
+
+
 _HOSTS_LINE = re.compile(r"^\s+hosts \((\d+)\):\s*$")
 
 
@@ -301,16 +343,7 @@ class Driver:
             str(self.project.root / "playbooks"),
         ]
         cmd += self._inventory_args(inventory)
-        extra = {"ANSIBLE_VAULT_PASSWORD_FILE": vault_password_file} if vault_password_file else {}
-        proc = subprocess.run(
-            cmd,
-            cwd=self.project.root,
-            env=self._subprocess_env(extra),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = self._read_only(cmd, vault_password_file, timeout=120)
         if proc.returncode != 0:
             raise DriverError(f"ansible-inventory failed: {proc.stderr.strip() or proc.stdout}")
         data = json.loads(proc.stdout)
@@ -318,11 +351,31 @@ class Driver:
             raise DriverError("ansible-inventory did not return a mapping")
         return data
 
+    def _read_only(
+        self,
+        cmd: list[str],
+        vault_password_file: str | None,
+        timeout: float,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """An ansible command that only reads (inventory, the stack model), run to its end."""
+        extra = dict(env or {})
+        if vault_password_file:
+            extra["ANSIBLE_VAULT_PASSWORD_FILE"] = vault_password_file
+        return subprocess.run(
+            cmd,
+            cwd=self.project.root,
+            env=self._subprocess_env(extra),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def stack_models(
         self,
         inventory: str | list[str] | None = None,
         vault_password_file: str | None = None,
-        limit: str | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Each host's stack model, built by Ansible itself: playbooks/stack_model.yml in check
         mode, GPUs as declared (no connection to the hosts). Per host ``{"model": ...}``, or
@@ -331,19 +384,11 @@ class Driver:
             return {}  # a project without the collection's playbooks models no service
         cmd = ["ansible-playbook", str(self.project.resolve_playbook("stack_model")), "--check",
                "-e", "genai_discover_gpus=false", *self._inventory_args(inventory)]  # fmt: skip
-        if limit:
-            cmd += ["--limit", limit]
-        extra = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
-        if vault_password_file:
-            extra["ANSIBLE_VAULT_PASSWORD_FILE"] = vault_password_file
-        proc = subprocess.run(
+        proc = self._read_only(
             cmd,
-            cwd=self.project.root,
-            env=self._subprocess_env(extra),
-            capture_output=True,
-            text=True,
+            vault_password_file,
             timeout=300,
-            check=False,
+            env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
         )
         try:
             report = json.loads(proc.stdout)
@@ -496,6 +541,7 @@ class Driver:
                 cmdline += ["-e", f"@{path}"]
             env = self.envvars()
             env.update(self._vault_env(request, files))
+            env[RUN_MARKER] = run_id
             self.artifacts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             private.mkdir(parents=True, exist_ok=True, mode=0o700)
             inventories = self.inventory_paths(request.inventory)
@@ -535,6 +581,10 @@ class Driver:
             log.exception("run %s failed to run", run_id)
             status, error = "error", f"{type(exc).__name__}: {masker.text(str(exc))}"
         finally:
+            # before the lock goes: the host is busy until every process of the run is gone
+            left = stop_run_processes(run_id)
+            if left:
+                log.warning("run %s left %d process(es); stopped: %s", run_id, len(left), left)
             if files is not None:
                 files.cleanup()
             try:

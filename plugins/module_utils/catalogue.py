@@ -48,6 +48,13 @@ class Kind:
     ]
     #: keys of the spec, beyond the record's, that the record keeps (served model names, ...)
     record_keys: tuple[str, ...] = field(default=())
+    #: for a kind set by one variable per field (ComfyUI): field -> variable, for messages;
+    #: otherwise a field is ``<source>.<field>`` (vllm_qwen3_models[1].port)
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def where(self, rec: dict[str, Any], key: str) -> str:
+        """The variable that sets ``key`` of a record of this kind."""
+        return self.fields.get(key) or f"{rec['source']}.{key}"
 
 
 def _b64(text: str) -> str:
@@ -60,6 +67,20 @@ def env_name(name: str) -> str:
 
 def _check(rec: dict[str, Any], what: str, path: str, **spec: Any) -> Check:
     return {"name": f"{rec['name']}: {what}", "url": rec["backend_url"] + path, **spec}
+
+
+def _refuses_bearer(
+    credential: str, path: str
+) -> Callable[[dict[str, Any], Mapping[str, Any]], list[Check]]:
+    """Refusal checks of a kind whose clients send ``credential`` as a bearer token on ``path``."""
+
+    def refusals(rec: dict[str, Any], creds: Mapping[str, Any]) -> list[Check]:
+        if not creds.get(credential):
+            return []
+        auth = {"type": "bearer", "token": creds[credential]}
+        return [_check(rec, "refuses the old credential", path, auth=auth, status=[401])]
+
+    return refusals
 
 
 # --- vLLM ---------------------------------------------------------------------------------------
@@ -129,13 +150,6 @@ def _vllm_checks(rec: dict[str, Any], creds: Mapping[str, Any]) -> list[Check]:
                             "content": '{"temperature_c": 18}'}]},
         json_path="choices.0.finish_reason", json_value="stop"))  # fmt: skip
     return checks
-
-
-def _vllm_refusals(rec: dict[str, Any], creds: Mapping[str, Any]) -> list[Check]:
-    if not creds.get("vllm_api_key"):
-        return []
-    auth = {"type": "bearer", "token": creds["vllm_api_key"]}
-    return [_check(rec, "refuses the old credential", "/v1/models", auth=auth, status=[401])]
 
 
 def _vllm_env(
@@ -284,13 +298,6 @@ def _comfyui_checks(rec: dict[str, Any], creds: Mapping[str, Any]) -> list[Check
     return checks
 
 
-def _comfyui_refusals(rec: dict[str, Any], creds: Mapping[str, Any]) -> list[Check]:
-    if not creds.get("comfyui_token"):
-        return []
-    auth = {"type": "bearer", "token": creds["comfyui_token"]}
-    return [_check(rec, "refuses the old credential", "/system_stats", auth=auth, status=[401])]
-
-
 def _comfyui_env(
     records: list[dict[str, Any]], creds: Mapping[str, Any], url: Callable[..., str]
 ) -> dict[str, str]:
@@ -383,7 +390,7 @@ KINDS: dict[str, Kind] = {
                 "streaming": True,
             },
             checks=_vllm_checks,
-            refusals=_vllm_refusals,
+            refusals=_refuses_bearer("vllm_api_key", "/v1/models"),
             client_env=_vllm_env,
             record_keys=("served_model_names",),
         ),
@@ -411,6 +418,10 @@ KINDS: dict[str, Kind] = {
                 )
             ),
             read=_read_comfyui,
+            fields={
+                k: f"{_COMFYUI}_{v}"
+                for k, v in (("name", "service_name"), ("port", "port"), ("hostname", "hostname"))
+            },
             http={
                 "health_path": "/system_stats",
                 "ready_path": "/system_stats",
@@ -421,7 +432,7 @@ KINDS: dict[str, Kind] = {
                 "streaming": False,
             },
             checks=_comfyui_checks,
-            refusals=_comfyui_refusals,
+            refusals=_refuses_bearer("comfyui_token", "/system_stats"),
             client_env=_comfyui_env,
         ),
         Kind(

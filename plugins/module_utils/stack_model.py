@@ -135,11 +135,10 @@ def build(
             if value is None:
                 continue
             value = str(value).lower() if key == "hostname" else value
+            where = catalogue.KINDS[rec["kind"]].where(rec, key)
             if value in owners:
-                problems.append(
-                    f"{rec['source']}: {key} {value!r} is already used by {owners[value]}"
-                )
-            owners.setdefault(value, f"{rec['source']} ({rec['name']})")
+                problems.append(f"{where}: {key} {value!r} is already used by {owners[value]}")
+            owners.setdefault(value, where)
     for kind in scope:
         project = values.get(f"{kind.role}_project_name")
         if project is not None and not PROJECT_RE.match(str(project)):
@@ -260,7 +259,7 @@ def _ports(
             used[number] = where
 
     for rec in records:
-        take(rec["port"], f"{rec['source']}" + ("" if rec["source"].endswith("port") else ".port"))
+        take(rec["port"], catalogue.KINDS[rec["kind"]].where(rec, "port"))
     for spec in found.get("forge", []):
         take(spec.get("web_port"), f"{spec['gpu_wish']['source']}.web_port")
     for role, proxy in PROXIES.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from genai_stack.driver import Driver, RunRequest, parse_list_hosts
+from genai_stack.driver import Driver, RunRequest, parse_list_hosts, run_processes
 from genai_stack.events import EventKind, RunEvent
 from genai_stack.locks import HostBusy
 from genai_stack.project import Project, ProjectError
@@ -124,6 +124,9 @@ def test_cancel_stops_a_long_pause_from_another_thread(
     handle = driver.start(make_request("sleep"), on_event=on_event)
     assert seen.wait(60), "the pause task never started"
     time.sleep(0.5)
+    # ansible-playbook and the worker running the pause, in a session of its own (setsid)
+    running = run_processes(handle.run_id)
+    assert len(running) >= 2 and len({os.getsid(p) for p in running}) >= 2, running
     started = time.monotonic()
     threading.Thread(target=handle.cancel).start()
     result = handle.wait(30)
@@ -131,7 +134,9 @@ def test_cancel_stops_a_long_pause_from_another_thread(
     assert time.monotonic() - started < 10
     assert result.status == "canceled" and result.rc != 0
     assert result.error == "canceled on request"
-    # the host is free again
+    # every process of the run is gone (the worker outlived the killed ansible-playbook before),
+    # and only then is the host free again
+    assert run_processes(handle.run_id) == []
     assert driver.locks.holder("node-a") is None
 
 

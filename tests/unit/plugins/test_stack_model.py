@@ -362,11 +362,11 @@ def test_a_record_carries_its_kind_facts_and_reachable_address() -> None:
          "vllm_qwen3_project_name 'My-Project' must be lower-case letters, digits, '-' or '_' "
          "(a compose project name)"),
         ({"comfyui_qwen_auth_hostname": "micro.vllm.myia.io"},
-         "comfyui_qwen_auth_port: hostname 'micro.vllm.myia.io' is already used by "
-         "vllm_qwen3_models[0] (qwen3-micro)"),
+         "comfyui_qwen_auth_hostname: hostname 'micro.vllm.myia.io' is already used by "
+         "vllm_qwen3_models[0].hostname"),
         ({"comfyui_qwen_auth_service_name": "qwen3-mini"},
-         "comfyui_qwen_auth_port: name 'qwen3-mini' is already used by vllm_qwen3_models[1] "
-         "(qwen3-mini)"),
+         "comfyui_qwen_auth_service_name: name 'qwen3-mini' is already used by "
+         "vllm_qwen3_models[1].name"),
         ({"comfyui_qwen_auth_hostname": "<the public name>"},
          "placeholders of the example inventory still to fill in: comfyui_qwen_auth_hostname "
          "'<the public name>'"),
