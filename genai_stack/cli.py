@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--secrets-dir", help="admin.bcrypt and session.key (default .secrets/panel)"
     )
     panel.add_argument("--https-only", action="store_true", help="secure cookies (behind TLS)")
+    panel.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS",
+                       help="a reverse proxy (address or network) whose X-Forwarded-For names "
+                       "the client, for the login throttle (repeatable)")  # fmt: skip
     panel.add_argument("--vault-password-file", help="for inventories with vaulted variables")
     panel.add_argument(
         "--set-password", action="store_true", help="set the admin's password and exit"
@@ -295,7 +298,13 @@ def _panel(args: argparse.Namespace, project: Project) -> int:
         https_only=args.https_only,
         keep_artifacts=max(args.keep_artifacts, 1),
         vault_password_file=args.vault_password_file,
+        trusted_proxies=tuple(args.trusted_proxy),
     )
+    try:
+        _ = config.proxy_networks
+    except ValueError as exc:
+        print(f"genai-stack: --trusted-proxy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.set_password:
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")

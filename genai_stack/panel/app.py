@@ -134,6 +134,7 @@ def create_app(config: PanelConfig) -> FastAPI:
     history = History(config.database)
     manager = RunManager(driver, history, config.inventory, config.vault_password_file)
     throttle = auth.LoginThrottle()
+    proxies = config.proxy_networks
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["duration"] = _duration
     templates.env.filters["when"] = _when
@@ -252,19 +253,19 @@ def create_app(config: PanelConfig) -> FastAPI:
         form = await checked_form(request)
         if form is None:
             return forbidden()
-        client = request.client.host if request.client else "?"
+        peer = request.client.host if request.client else "?"
+        client = auth.client_address(peer, request.headers.get("x-forwarded-for"), proxies)
         target = _safe_next(str(form.get("next") or "/"))
-        if throttle.blocked(client):
+        user = str(form.get("username") or "")[:64]
+        password = str(form.get("password") or "")
+        if not throttle.attempt(client, user):
             return render(request, "login.html", 429, next=target,
                           error="Too many failed logins; wait a few minutes.")  # fmt: skip
-        user = str(form.get("username") or "")
-        password = str(form.get("password") or "")
-        ok = await asyncio.to_thread(credentials.verify, user, password)
+        ok = await asyncio.to_thread(throttle.check, lambda: credentials.verify(user, password))
         if not ok:
-            throttle.failed(client)
             return render(request, "login.html", 401, next=target,
                           error="Wrong user name or password.")  # fmt: skip
-        throttle.succeeded(client)
+        throttle.succeeded(client, user)
         request.session.clear()  # a new session on login (no fixation)
         request.session[auth.USER_KEY] = credentials.user
         request.session[auth.CSRF_KEY] = auth.new_csrf_token()

@@ -11,16 +11,20 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import re
 import secrets
 import stat
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 USER_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MIN_PASSWORD_LEN = 12
@@ -114,28 +118,76 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
 
 
 class LoginThrottle:
-    """At most ``limit`` failed logins per client in ``window`` seconds."""
+    """Failed logins per client (``limit``) and per user name (``user_limit``) in ``window``
+    seconds, and at most ``concurrent`` password checks at a time.
 
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+    :meth:`attempt` counts the attempt as failed *before* the password is checked, under the
+    lock, so parallel requests cannot all slip past the limit; :meth:`succeeded` forgets the
+    client's and the user's failures. A user name allows more failures than a client does: one
+    attacker's address cannot lock the admin out, many addresses are still slowed down.
+    """
+
+    def __init__(
+        self, limit: int = 5, window: float = 300.0, user_limit: int = 20, concurrent: int = 2
+    ) -> None:
         self.limit = limit
+        self.user_limit = user_limit
         self.window = window
-        self._failures: dict[str, list[float]] = {}
+        self._failures: dict[tuple[str, str], list[float]] = {}
         self._lock = threading.Lock()
+        self._checks = threading.BoundedSemaphore(concurrent)
 
-    def _recent(self, client: str, now: float) -> list[float]:
-        kept = [t for t in self._failures.get(client, []) if now - t < self.window]
-        self._failures[client] = kept
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        kept = [t for t in self._failures.get(key, []) if now - t < self.window]
+        self._failures[key] = kept
         return kept
 
-    def blocked(self, client: str) -> bool:
-        with self._lock:
-            return len(self._recent(client, time.monotonic())) >= self.limit
+    def _prune(self, now: float) -> None:
+        for key in [k for k, times in self._failures.items() if not times or
+                    now - times[-1] >= self.window]:  # fmt: skip
+            del self._failures[key]
 
-    def failed(self, client: str) -> None:
+    def attempt(self, client: str, user: str) -> bool:
+        """Count one attempt of ``client`` as ``user``; False (not to be checked) when either
+        is over its limit."""
         with self._lock:
             now = time.monotonic()
-            self._recent(client, now).append(now)
+            if len(self._failures) > 10_000:
+                self._prune(now)
+            by_client = self._recent(("client", client), now)
+            by_user = self._recent(("user", user.lower()), now)
+            if len(by_client) >= self.limit or len(by_user) >= self.user_limit:
+                return False
+            by_client.append(now)
+            by_user.append(now)
+            return True
 
-    def succeeded(self, client: str) -> None:
+    def check(self, verify: Callable[[], bool]) -> bool:
+        """Run one password check, waiting while ``concurrent`` others run (bcrypt is costly)."""
+        with self._checks:
+            return verify()
+
+    def succeeded(self, client: str, user: str) -> None:
         with self._lock:
-            self._failures.pop(client, None)
+            self._failures.pop(("client", client), None)
+            self._failures.pop(("user", user.lower()), None)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then the last
+    address of ``X-Forwarded-For`` that is not a trusted proxy (earlier ones can be forged)."""
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return hops[0] if hops else peer

@@ -28,6 +28,8 @@ class PanelConfig:
     session_max_age: int = 8 * 3600
     keep_artifacts: int = 50
     vault_password_file: str | None = None
+    #: addresses or networks of reverse proxies whose X-Forwarded-For names the client
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def create(
@@ -54,6 +56,10 @@ class PanelConfig:
     @property
     def database(self) -> Path:
         return self.state_dir / "panel.sqlite3"
+
+    @property
+    def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies]
 
     @property
     def loopback(self) -> bool:

@@ -372,3 +372,75 @@ def test_runs_left_running_by_a_dead_panel_are_marked_interrupted(config: PanelC
         login(test_client)
         assert test_client.get("/api/runs/r1").json()["status"] == "interrupted"
         assert test_client.get("/api/runs/r2").json()["status"] == "running"
+
+
+def test_parallel_wrong_logins_are_checked_at_most_the_limit(
+    config: PanelConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genai_stack.panel import auth
+
+    real_checkpw = auth.bcrypt.checkpw
+    calls: list[bytes] = []
+    running = [0, 0]  # now, most at once
+    arrived = threading.Condition()
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        with arrived:
+            calls.append(password)
+            running[0] += 1
+            running[1] = max(running)
+            arrived.notify_all()
+            # hold each check until all 30 arrive (as they would with a racy throttle)
+            arrived.wait_for(lambda: len(calls) >= 30, timeout=1.0)
+            running[0] -= 1
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(auth.bcrypt, "checkpw", checkpw)
+    app = create_app(config)
+    with TestClient(app, follow_redirects=False, client=("203.0.113.9", 4000)) as attacker:
+        token = csrf(attacker, "/login")
+        data = {"username": "admin", "password": "guess", "csrf_token": token, "next": "/"}
+        codes: list[int] = []
+        threads = [
+            threading.Thread(
+                target=lambda: codes.append(attacker.post("/login", data=data).status_code)
+            )
+            for _ in range(30)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(calls) == 5 and running[1] <= 2
+        assert sorted(codes) == [401] * 5 + [429] * 25
+        assert login(attacker).status_code == 429  # this client is blocked, even the right password
+        # the admin, from another address, is not locked out
+        admin = TestClient(app, follow_redirects=False, client=("198.51.100.20", 5000))
+        assert login(admin).status_code == 303 and admin.get("/").status_code == 200
+
+
+def test_forwarded_for_is_honoured_only_from_trusted_proxies(config: PanelConfig) -> None:
+    def attempts(proxy: str) -> tuple[list[int], int]:
+        with TestClient(create_app(config), follow_redirects=False, client=(proxy, 4000)) as web:
+            token = csrf(web, "/login")
+            guess = {"username": "admin", "password": "guess", "csrf_token": token}
+            wrong = [
+                web.post(
+                    "/login", headers={"X-Forwarded-For": f"198.51.100.{i}, 192.0.2.66"}, data=guess
+                ).status_code
+                for i in range(6)
+            ]
+            token = csrf(web, "/login")
+            right = web.post(
+                "/login",
+                headers={"X-Forwarded-For": "198.51.100.200, 192.0.2.77"},
+                data={"username": "admin", "password": PASSWORD, "csrf_token": token},
+            ).status_code
+            return wrong, right
+
+    # an untrusted peer cannot dodge the throttle with forged headers
+    assert attempts("192.0.2.10") == ([401] * 5 + [429], 429)
+    # behind the configured proxy each client is itself: the attacker (192.0.2.66, appended by
+    # the proxy) is throttled, the admin (192.0.2.77) is not
+    config.trusted_proxies = ("192.0.2.0/28",)
+    assert attempts("192.0.2.1") == ([401] * 5 + [429], 303)
