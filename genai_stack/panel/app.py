@@ -126,7 +126,7 @@ def _safe_next(target: str | None) -> str:
 
 def create_app(config: PanelConfig) -> FastAPI:
     """The panel application. Raises AuthConfigError without credentials or with lax files."""
-    credentials = auth.load_credentials(config.password_file)
+    credentials = auth.CredentialsFile(config.password_file)
     secret_key = auth.session_key(config.session_key_file)
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     driver = Driver(config.project, config.state_dir, keep_artifacts=config.keep_artifacts,
@@ -202,8 +202,15 @@ def create_app(config: PanelConfig) -> FastAPI:
         return str(token)
 
     def user_of(request: Request) -> str | None:
-        user = request.session.get(auth.USER_KEY)
-        return str(user) if user else None
+        """The user of the request's session, if the server still holds that session."""
+        if not hasattr(request.state, "user"):
+            session_id = request.session.get(auth.SESSION_KEY)
+            request.state.user = (
+                history.session_user(str(session_id), credentials.current().fingerprint)
+                if session_id
+                else None
+            )
+        return request.state.user  # type: ignore[no-any-return]
 
     def login_redirect(request: Request) -> RedirectResponse:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -261,13 +268,19 @@ def create_app(config: PanelConfig) -> FastAPI:
         if not throttle.attempt(client, user):
             return render(request, "login.html", 429, next=target,
                           error="Too many failed logins; wait a few minutes.")  # fmt: skip
-        ok = await asyncio.to_thread(throttle.check, lambda: credentials.verify(user, password))
+        current = credentials.current()
+        ok = await asyncio.to_thread(throttle.check, lambda: current.verify(user, password))
         if not ok:
             return render(request, "login.html", 401, next=target,
                           error="Wrong user name or password.")  # fmt: skip
         throttle.succeeded(client, user)
+        old_id = request.session.get(auth.SESSION_KEY)
+        if old_id:
+            history.close_session(str(old_id))
         request.session.clear()  # a new session on login (no fixation)
-        request.session[auth.USER_KEY] = credentials.user
+        request.session[auth.SESSION_KEY] = history.open_session(
+            current.user, current.fingerprint, config.session_max_age
+        )
         request.session[auth.CSRF_KEY] = auth.new_csrf_token()
         return RedirectResponse(target, status_code=303)
 
@@ -275,6 +288,9 @@ def create_app(config: PanelConfig) -> FastAPI:
     async def logout(request: Request) -> Response:
         if await checked_form(request) is None:
             return forbidden()
+        session_id = request.session.get(auth.SESSION_KEY)
+        if session_id:
+            history.close_session(str(session_id))
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 

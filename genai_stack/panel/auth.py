@@ -3,13 +3,15 @@
 * The admin's credentials live in one 0600 file, ``user:<bcrypt hash>`` (htpasswd's bcrypt
   form), written by ``genai-stack panel --set-password``; the password itself is never stored.
 * Sessions are signed cookies (Starlette's SessionMiddleware, itsdangerous) with a random key
-  generated on first start into a 0600 file.
+  generated on first start into a 0600 file. The cookie holds a session id that the server
+  keeps (the history database): logout deletes it, a new password voids every older one.
 * Every form carries the session's CSRF token; every POST checks it (:func:`check_csrf`).
 * Files holding secrets must not be readable by group or others: the panel refuses to start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import os
@@ -29,7 +31,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 USER_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MIN_PASSWORD_LEN = 12
 CSRF_KEY = "csrf"
-USER_KEY = "user"
+#: the session's id in the cookie; the server keeps which ids are valid (see store.History)
+SESSION_KEY = "sid"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -47,6 +50,33 @@ class Credentials:
         # bcrypt even on a wrong user name, so timing does not tell which one was wrong
         ok_hash = bcrypt.checkpw(password.encode("utf-8")[:72], self.password_hash)
         return ok_hash and hmac.compare_digest(user.encode("utf-8"), self.user.encode("utf-8"))
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes with the password: sessions opened under another one are not valid."""
+        return hashlib.sha256(self.password_hash).hexdigest()[:32]
+
+
+class CredentialsFile:
+    """The credentials of ``path``, read again whenever the file changes (a new password)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._credentials = self.current()
+
+    def current(self) -> Credentials:
+        with self._lock:
+            try:
+                info = self.path.stat()
+                stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+            except OSError:
+                stamp = None
+            if stamp is None or stamp != self._stamp:
+                self._credentials = load_credentials(self.path)
+                self._stamp = stamp
+            return self._credentials
 
 
 def _check_private(path: Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +42,12 @@ CREATE TABLE IF NOT EXISTS events (
     host TEXT,
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    password TEXT NOT NULL,
+    expires REAL NOT NULL
 );
 """
 
@@ -181,6 +189,32 @@ class History:
                     (run_id,),
                 )
         return len(stale)
+
+    def open_session(self, user: str, password: str, max_age: float) -> str:
+        """A new session of ``user`` (``password``: the fingerprint of the password it was
+        opened with); returns its id. Expired sessions are forgotten."""
+        session_id = secrets.token_urlsafe(32)
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+            db.execute(
+                "INSERT INTO sessions (id, user, password, expires) VALUES (?, ?, ?, ?)",
+                (session_id, user, password, now + max_age),
+            )
+        return session_id
+
+    def session_user(self, session_id: str, password: str) -> str | None:
+        """The user of a session that is open, unexpired and opened with ``password``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT user FROM sessions WHERE id = ? AND password = ? AND expires >= ?",
+                (session_id, password, time.time()),
+            ).fetchone()
+        return str(row["user"]) if row is not None else None
+
+    def close_session(self, session_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
     def get(self, run_id: str) -> RunRow | None:
         with self._lock:

@@ -444,3 +444,20 @@ def test_forwarded_for_is_honoured_only_from_trusted_proxies(config: PanelConfig
     # the proxy) is throttled, the admin (192.0.2.77) is not
     config.trusted_proxies = ("192.0.2.0/28",)
     assert attempts("192.0.2.1") == ([401] * 5 + [429], 303)
+
+
+def test_an_old_cookie_replayed_after_logout_is_refused(logged_in: TestClient) -> None:
+    cookie = logged_in.cookies["genai_panel"]
+    assert logged_in.post("/logout", data={"csrf_token": csrf(logged_in)}).status_code == 303
+    logged_in.cookies.set("genai_panel", cookie)
+    assert logged_in.get("/").status_code == 303
+    assert logged_in.get("/api/stack").status_code == 401
+
+
+def test_a_new_password_ends_every_session(logged_in: TestClient, config: PanelConfig) -> None:
+    assert logged_in.get("/").status_code == 200
+    set_password(config.password_file, "admin", "another long password", rounds=4)
+    assert logged_in.get("/").status_code == 303
+    assert login(logged_in).status_code == 401
+    assert login(logged_in, password="another long password").status_code == 303
+    assert logged_in.get("/").status_code == 200
