@@ -28,6 +28,7 @@ import hashlib
 import http.server
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CACHE = Path(os.environ.get("GENAI_CACHE", ROOT / ".cache"))
 DISTROS = ["12", "13"]
+COMPOSE_BINARY = f"docker-compose-linux-{platform.machine()}"
 #: the files the production inventory downloads, served under their real names
 MODEL_FILES = [
     ("qwen_image_edit_fp8_e4m3fn.safetensors", "diffusion_models"),
@@ -148,14 +150,22 @@ class Lab:
     """One fresh host and the admin's copy of the production inventory for it."""
 
     def __init__(
-        self, distro: str, tmp: Path, models: tuple[str, dict[str, str]], repo: str
+        self,
+        distro: str,
+        tmp: Path,
+        models: tuple[str, dict[str, str]],
+        repo: str,
+        compose: str | None = None,
     ) -> None:
         self.repo = repo
         self.distro = distro
         self.tmp = tmp
-        self.name = f"genai-prod-{distro}"
-        self.root = Path(f"/opt/genai-prod-{distro}")
-        self.port = 2200 + int(distro)
+        #: a bare host has no docker: the role installs it (compose: the plugin's release URL)
+        self.compose = compose
+        kind = "bare" if compose else "prod"
+        self.name = f"genai-{kind}-{distro}"
+        self.root = Path(f"/opt/genai-{kind}-{distro}")
+        self.port = (2220 if compose else 2200) + int(distro)
         self.base = 40000 + 100 * int(distro)
         self.inventory = tmp / "production"
         self.vault_pass = tmp / "genai-vault-pass"
@@ -175,11 +185,13 @@ class Lab:
         self.key.with_suffix(".pub").chmod(0o644)
         subprocess.run(["rm", "-rf", str(self.root)], check=False)
         nvidia = ROOT / "tests" / "standins" / "nvidia-smi"
-        started = run([
-            "docker", "run", "-d", "--name", self.name, "--network", "host",
+        docker = [] if self.compose else [
             "-v", "/var/run/docker.sock:/var/run/docker.sock",
             "-v", f"{CACHE}/bin/docker:/usr/local/bin/docker:ro",
             "-v", f"{CACHE}/cli-plugins:/usr/local/lib/docker/cli-plugins:ro",
+        ]  # fmt: skip
+        started = run([
+            "docker", "run", "-d", "--name", self.name, "--network", "host", *docker,
             "-v", f"{nvidia}/nvidia-smi:/usr/local/bin/nvidia-smi:ro",
             "-v", f"{self.key}.pub:/home/admin/.ssh/authorized_keys:ro",
             # compose resolves bind mounts on this machine's dockerd: the same path on both sides
@@ -247,11 +259,14 @@ class Lab:
             # NVIDIA's repository and key, from 127.0.0.1
             nvidia_runtime_repo_url=f"{self.repo}/stable/deb/$(ARCH)",
             nvidia_runtime_repo_key_url=f"{self.repo}/gpgkey",
-            # this machine's docker, shared by every host: no NVIDIA runtime in it, not to be
-            # installed or restarted from a host
+            # this machine's docker, shared by every host: no NVIDIA runtime in it, never
+            # started or restarted from a host; a bare host installs its own (never started: a
+            # container cannot run dockerd here), compose v2's release served on 127.0.0.1
             genai_gpu_reservation=False,
-            nvidia_runtime_docker_install=False,
+            nvidia_runtime_docker_install=bool(self.compose),
             nvidia_runtime_docker_restart=False,
+            nvidia_runtime_compose_plugin_url=f"{self.compose}/{COMPOSE_BINARY}",
+            nvidia_runtime_compose_plugin_checksum=f"sha256:{self.compose}/checksums.txt",
             # the stand-in images
             vllm_qwen3_image="local/vllm-standin:latest",
             vllm_qwen3_pull="never",
@@ -286,6 +301,70 @@ class Lab:
             forge_turbo_healthcheck_interval=2,
         )
         group_file.write_text(yaml.safe_dump(group, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def compose_release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """docker/compose's release layout on 127.0.0.1: the plugin binary and checksums.txt."""
+    root = tmp_path_factory.mktemp("compose-release")
+    binary = root / COMPOSE_BINARY
+    shutil.copy(CACHE / "cli-plugins" / "docker-compose", binary)
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    (root / "checksums.txt").write_text(
+        f"{'f' * 64} *docker-compose-linux-aarch64\n{digest} *{COMPOSE_BINARY}\n"
+    )
+    server, url = serve(root)
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture(scope="module", params=DISTROS, ids=[f"debian{d}" for d in DISTROS])
+def bare(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    model_server: tuple[str, dict[str, str]],
+    toolkit_repo: str,
+    compose_release: str,
+) -> Iterator[Lab]:
+    """A fresh host without docker: nvidia_runtime installs the engine and compose v2."""
+    host = Lab(
+        request.param, tmp_path_factory.mktemp(f"bare{request.param}"), model_server,
+        toolkit_repo, compose_release,
+    )  # fmt: skip
+    host.start()
+    host.readme_steps()
+    yield host
+    host.stop()
+
+
+def test_a_bare_host_gets_docker_and_compose_from_debian(bare: Lab) -> None:
+    assert bare.in_host("sh", "-c", "command -v docker").returncode != 0
+    check = bare.ansible("site.yml", "--tags", "nvidia", "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-6000:]
+    assert bare.in_host("sh", "-c", "command -v docker").returncode != 0  # check wrote nothing
+    wanted = "docker.io, docker-compose" if bare.distro == "13" else "docker.io"
+    assert f"would refresh the package lists and install {wanted}" in check.stdout
+
+    done = bare.ansible("site.yml", "--tags", "nvidia")
+    assert done.returncode == 0, done.stdout[-8000:]
+    engine = bare.in_host("dpkg-query", "-W", "-f=${Status}", "docker.io")
+    assert engine.stdout == "install ok installed", engine.stdout + engine.stderr
+    assert bare.in_host("docker", "--version").stdout.startswith("Docker version")
+    compose = bare.in_host("docker", "compose", "version", "--short")
+    assert compose.returncode == 0 and compose.stdout.strip().lstrip("v").startswith("2."), compose
+    plugin = "/usr/local/lib/docker/cli-plugins/docker-compose"
+    if bare.distro == "12":  # no compose v2 package: the release binary, its checksum checked
+        served = (CACHE / "cli-plugins" / "docker-compose").read_bytes()
+        got = bare.in_host("sha256sum", plugin).stdout.split()[0]
+        assert got == hashlib.sha256(served).hexdigest()
+    else:  # Debian 13's docker-compose package, no download
+        status = bare.in_host("dpkg-query", "-W", "-f=${Status}", "docker-compose")
+        assert status.stdout == "install ok installed", status.stdout + status.stderr
+        assert bare.in_host("test", "-e", plugin).returncode != 0
+
+    again = bare.ansible("site.yml", "--tags", "nvidia")
+    assert again.returncode == 0, again.stdout[-5000:]
+    assert recap(again.stdout)["changed"] == 0, again.stdout[-5000:]
 
 
 @pytest.fixture(scope="module", params=DISTROS, ids=[f"debian{d}" for d in DISTROS])
