@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,7 +40,7 @@ from genai_stack.locks import HostBusy
 from genai_stack.panel import auth
 from genai_stack.panel.config import PanelConfig
 from genai_stack.panel.runs import RunManager, RunRefused
-from genai_stack.panel.store import History, RunRow
+from genai_stack.panel.store import History, HistoryBusy, RunRow
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -132,7 +133,8 @@ def create_app(config: PanelConfig) -> FastAPI:
     driver = Driver(config.project, config.state_dir, keep_artifacts=config.keep_artifacts,
                     inventory=config.inventory)  # fmt: skip
     history = History(config.database)
-    manager = RunManager(driver, history, config.inventory, config.vault_password_file)
+    manager = RunManager(driver, history, config.inventory, config.vault_password_file,
+                         finish_retry_s=config.history_retry_s)  # fmt: skip
     throttle = auth.LoginThrottle()
     proxies = config.proxy_networks
     templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -157,9 +159,13 @@ def create_app(config: PanelConfig) -> FastAPI:
         def still_locked(row: RunRow) -> bool:  # by another panel sharing the state dir
             return any((driver.locks.holder(h) or {}).get("run_id") == row.id for h in row.hosts)
 
-        stale = history.mark_interrupted(keep=still_locked)
-        if stale:
-            log.warning("%d run(s) of a previous panel marked interrupted", stale)
+        try:
+            stale = history.mark_interrupted(keep=still_locked)
+        except HistoryBusy as exc:
+            log.warning("runs of a previous panel not checked: %s", exc)
+        else:
+            if stale:
+                log.warning("%d run(s) of a previous panel marked interrupted", stale)
         yield
         await asyncio.to_thread(manager.shutdown)
         history.close()
@@ -170,6 +176,17 @@ def create_app(config: PanelConfig) -> FastAPI:
     app.state.driver = driver
     app.state.history = history
     app.state.manager = manager
+
+    @app.exception_handler(HistoryBusy)
+    @app.exception_handler(sqlite3.Error)
+    async def history_failed(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HistoryBusy):
+            message = f"{exc}; try again in a moment."
+        else:
+            log.error("history database error on %s: %s", request.url.path, exc)
+            message = (f"the run history database failed ({exc}); restart the panel: a damaged "
+                       "database is set aside and a new one started")  # fmt: skip
+        return HTMLResponse(message, status_code=503)
 
     @app.middleware("http")
     async def security_headers(
@@ -362,7 +379,7 @@ def create_app(config: PanelConfig) -> FastAPI:
         return render(request, "runs.html", runs=history.recent(200))
 
     def run_or_404(run_id: str) -> RunRow | None:
-        return history.get(run_id)
+        return manager.row(run_id)
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str) -> Response:
@@ -371,7 +388,7 @@ def create_app(config: PanelConfig) -> FastAPI:
         row = run_or_404(run_id)
         if row is None:
             return render(request, "missing.html", 404, run_id=run_id)
-        events = history.events(run_id, 0, 5000)
+        events = manager.events(run_id, 0, 5000)
         return render(request, "run.html", run=row, events=[_event_json(e) for e in events])
 
     @app.get("/api/runs/{run_id}")
@@ -408,8 +425,8 @@ def create_app(config: PanelConfig) -> FastAPI:
             idle = 0.0
             yield "retry: 2000\n\n"
             while True:
-                row = await asyncio.to_thread(history.get, run_id)
-                events = await asyncio.to_thread(history.events, run_id, last)
+                row = await asyncio.to_thread(manager.row, run_id)
+                events = await asyncio.to_thread(manager.events, run_id, last)
                 for event in events:
                     last = event.seq
                     yield f"id: {event.seq}\nevent: run-event\ndata: {json.dumps(_event_json(event))}\n\n"

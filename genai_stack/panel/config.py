@@ -30,6 +30,8 @@ class PanelConfig:
     vault_password_file: str | None = None
     #: addresses or networks of reverse proxies whose X-Forwarded-For names the client
     trusted_proxies: tuple[str, ...] = ()
+    #: how long a run's end is tried again while the history database is locked
+    history_retry_s: float = 30.0
 
     @classmethod
     def create(

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import re
+import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 
 from genai_stack.driver import Driver, DriverError, RunHandle, RunRequest, new_run_id
 from genai_stack.events import RunEvent, RunResult
 from genai_stack.panel.store import History, RunRow
+
+log = logging.getLogger(__name__)
 
 #: what a limit or tag list may contain from a form: Ansible host patterns without '@file'
 LIMIT_RE = re.compile(r"^[A-Za-z0-9_.:,!&*\[\]-]{1,200}$")
@@ -29,7 +35,13 @@ class RunForm:
 
 
 class RunManager:
-    """Starts runs (one at a time per host, through the driver's host locks) and records them."""
+    """Starts runs (one at a time per host, through the driver's host locks) and records them.
+
+    A writer thread saves the runs' events and ends in the history, so a locked database
+    never stalls a run; meanwhile :meth:`row` and :meth:`events` serve what is not saved yet.
+    A run's end that cannot be saved within ``finish_retry_s`` makes the run ``error`` (saved
+    as such once the database is free again): a run never stays ``running`` after its end.
+    """
 
     def __init__(
         self,
@@ -37,13 +49,23 @@ class RunManager:
         history: History,
         inventory: str | None = None,
         vault_password_file: str | None = None,
+        finish_retry_s: float = 30.0,
     ) -> None:
         self.driver = driver
         self.history = history
         self.inventory = inventory
         self.vault_password_file = vault_password_file
+        self.finish_retry_s = finish_retry_s
         self._active: dict[str, RunHandle] = {}
+        self._pending: dict[str, list[RunEvent]] = {}
+        self._ended: dict[str, tuple[RunResult, float]] = {}  # not saved yet; until when to try
         self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._stopping = False
+        self._writer = threading.Thread(
+            target=self._write_loop, name="genai-stack-history", daemon=True
+        )
+        self._writer.start()
 
     def playbooks(self) -> list[str]:
         return list(self.driver.playbooks())
@@ -110,12 +132,95 @@ class RunManager:
         return run_id
 
     def _on_event(self, event: RunEvent) -> None:
-        self.history.add_event(event)
+        with self._work:
+            self._pending.setdefault(event.run_id, []).append(event)
+            self._work.notify_all()
 
     def _on_finish(self, result: RunResult) -> None:
-        self.history.finish(result)
-        with self._lock:
+        with self._work:
+            self._ended[result.run_id] = (result, time.monotonic() + self.finish_retry_s)
             self._active.pop(result.run_id, None)
+            self._work.notify_all()
+
+    def _final(self, result: RunResult, deadline: float) -> RunResult | None:
+        """What the run's end is now: None while it may still be saved as it is."""
+        if time.monotonic() < deadline:
+            return None
+        return dataclasses.replace(
+            result,
+            status="error",
+            error=(
+                f"the history database stayed locked by another process when the run ended "
+                f"(it ended {result.status}, rc={result.rc})"
+                + (f": {result.error}" if result.error else "")
+            ),
+        )
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._work:
+                self._work.wait_for(lambda: self._stopping or bool(self._pending or self._ended))
+                if self._stopping and not (self._pending or self._ended):
+                    return
+                pending = {run: list(events) for run, events in self._pending.items()}
+                ended = dict(self._ended)
+            saved = all([self._save(run, pending.get(run, []), ended.get(run))
+                         for run in {*pending, *ended}])  # fmt: skip
+            if not saved:
+                with self._work:
+                    if self._stopping:
+                        return
+                    self._work.wait(0.2)
+
+    def _save(
+        self, run_id: str, events: list[RunEvent], end: tuple[RunResult, float] | None
+    ) -> bool:
+        try:
+            if events:
+                self.history.add_events(events, retry_s=0)
+                with self._work:
+                    left = self._pending.get(run_id, [])[len(events) :]
+                    if left:
+                        self._pending[run_id] = left
+                    else:
+                        self._pending.pop(run_id, None)
+            if end is not None:
+                result = self._final(*end) or end[0]
+                self.history.finish(result, retry_s=0)
+                with self._work:
+                    self._ended.pop(run_id, None)
+            return True
+        except (sqlite3.Error, RuntimeError) as exc:  # HistoryBusy, or a closed database
+            log.debug("history of %s not saved yet: %s", run_id, exc)
+            return False
+
+    def row(self, run_id: str) -> RunRow | None:
+        """The run as the history holds it, with its end when that is not saved yet."""
+        with self._work:
+            end = self._ended.get(run_id)
+        row = self.history.get(run_id)
+        final = self._final(*end) if end is not None else None
+        if row is None or final is None:
+            return row
+        return dataclasses.replace(
+            row,
+            status=final.status,
+            rc=final.rc,
+            finished_at=final.finished_at,
+            duration_s=final.duration_s,
+            stats=final.stats,
+            failed_tasks=final.failed_tasks,
+            error=final.error,
+        )
+
+    def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[RunEvent]:
+        """The run's events after ``after``: saved, then those not saved yet."""
+        with self._work:  # read first: an event is either still here or saved before the read
+            pending = [e for e in self._pending.get(run_id, []) if e.seq > after]
+        stored = self.history.events(run_id, after, limit)
+        seen = {e.seq for e in stored}
+        merged = stored + [e for e in pending if e.seq not in seen]
+        return sorted(merged, key=lambda e: e.seq)[:limit]
 
     def handle(self, run_id: str) -> RunHandle | None:
         with self._lock:
@@ -136,6 +241,14 @@ class RunManager:
             handle.cancel()
         for handle in handles:
             handle.wait(timeout)
+        with self._work:
+            self._stopping = True
+            self._work.notify_all()
+        self._writer.join(timeout)
+        with self._work:
+            if self._pending or self._ended:
+                log.warning("history of run(s) %s not saved: the database stayed locked",
+                            ", ".join(sorted({*self._pending, *self._ended})))  # fmt: skip
 
 
 def _now() -> str:

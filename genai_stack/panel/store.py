@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -14,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from genai_stack.events import FailedTask, HostStats, RunEvent, RunResult
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -96,84 +101,160 @@ class RunRow:
         }
 
 
-class History:
-    """Thread-safe access to the history database (one connection, one lock)."""
+class HistoryBusy(RuntimeError):
+    """The history database stayed locked (by another process) past the retry window."""
 
-    def __init__(self, path: Path) -> None:
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc)
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
+class History:
+    """Thread-safe access to the history database (one connection, one lock).
+
+    The database and its -wal/-shm files are 0600. A damaged database is set aside at start
+    (``<name>.damaged-<UTC time>``, see :attr:`set_aside`) and a new one started. A write
+    waits ``busy_timeout`` seconds for another process's lock, and is tried again for up to
+    ``retry_s`` seconds before :class:`HistoryBusy` is raised.
+    """
+
+    def __init__(self, path: Path, busy_timeout: float = 0.5, retry_s: float = 2.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
+        self.retry_s = retry_s
+        self.set_aside: Path | None = None
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        path.chmod(0o600)
+        try:
+            self._db = self._open(busy_timeout)
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise
+            self.set_aside = self._set_aside()
+            log.warning(
+                "the history database %s is damaged (%s): kept as %s, a new empty one started",
+                path, exc, self.set_aside,
+            )  # fmt: skip
+            self._db = self._open(busy_timeout)
+
+    def _open(self, busy_timeout: float) -> sqlite3.Connection:
+        # SQLite creates -wal and -shm with the database's mode: the database is made 0600 first
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for file in self._files():
+            file.chmod(0o600)
+        db = sqlite3.connect(
+            self.path, timeout=busy_timeout, check_same_thread=False, isolation_level=None
+        )
+        try:
+            db.row_factory = sqlite3.Row
+            check = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+            if check != ["ok"]:
+                error = sqlite3.DatabaseError("; ".join(check[:5]))
+                error.sqlite_errorname = "SQLITE_CORRUPT"  # type: ignore[attr-defined]
+                raise error
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        for file in self._files():
+            file.chmod(0o600)
+        return db
+
+    def _files(self) -> list[Path]:
+        names = [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
+        return [name for name in names if name.exists()]
+
+    def _set_aside(self) -> Path:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for file in self._files():
+            file.rename(target.with_name(target.name + file.name[len(self.path.name) :]))
+        return target
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+
+    def _write(self, action: Callable[[sqlite3.Connection], object], retry_s: float | None) -> None:
+        """Run ``action`` in a transaction, again while the database is locked by another
+        process, for up to ``retry_s`` seconds (the default window when None)."""
+        deadline = time.monotonic() + (self.retry_s if retry_s is None else retry_s)
+        while True:
+            try:
+                with self._tx() as db:
+                    action(db)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise HistoryBusy(
+                        f"the run history ({self.path}) is locked by another process"
+                    ) from exc
+            time.sleep(0.1)  # outside the lock: readers go on meanwhile
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     def create(self, row: RunRow) -> None:
-        with self._tx() as db:
-            db.execute(
+        values = (row.id, row.playbook, row.inventory, row.limit, row.tags, int(row.check),
+                  row.user, json.dumps(row.hosts), row.status, row.started_at)  # fmt: skip
+        self._write(
+            lambda db: db.execute(
                 "INSERT INTO runs (id, playbook, inventory, host_limit, tags, check_mode, user,"
                 " hosts, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.id,
-                    row.playbook,
-                    row.inventory,
-                    row.limit,
-                    row.tags,
-                    int(row.check),
-                    row.user,
-                    json.dumps(row.hosts),
-                    row.status,
-                    row.started_at,
-                ),
-            )
+                values,
+            ),
+            None,
+        )
+
+    def add_events(self, events: list[RunEvent], retry_s: float | None = None) -> None:
+        rows = [(e.run_id, e.seq, e.kind.value, e.host, json.dumps(e.to_dict())) for e in events]
+        self._write(
+            lambda db: db.executemany(
+                "INSERT OR REPLACE INTO events (run_id, seq, kind, host, data) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            ),
+            retry_s,
+        )
 
     def add_event(self, event: RunEvent) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO events (run_id, seq, kind, host, data) VALUES (?, ?, ?, ?, ?)",
-                (
-                    event.run_id,
-                    event.seq,
-                    event.kind.value,
-                    event.host,
-                    json.dumps(event.to_dict()),
-                ),
-            )
+        self.add_events([event])
 
-    def finish(self, result: RunResult) -> None:
-        with self._tx() as db:
-            db.execute(
+    def finish(self, result: RunResult, retry_s: float | None = None) -> None:
+        values = (
+            result.status,
+            result.rc,
+            result.finished_at,
+            result.duration_s,
+            json.dumps({h: s.to_dict() for h, s in result.stats.items()}),
+            json.dumps([t.to_dict() for t in result.failed_tasks]),
+            result.error,
+            result.run_id,
+        )
+        self._write(
+            lambda db: db.execute(
                 "UPDATE runs SET status = ?, rc = ?, finished_at = ?, duration_s = ?, stats = ?,"
                 " failed_tasks = ?, error = ? WHERE id = ?",
-                (
-                    result.status,
-                    result.rc,
-                    result.finished_at,
-                    result.duration_s,
-                    json.dumps({h: s.to_dict() for h, s in result.stats.items()}),
-                    json.dumps([t.to_dict() for t in result.failed_tasks]),
-                    result.error,
-                    result.run_id,
-                ),
-            )
+                values,
+            ),
+            retry_s,
+        )
 
     def mark_interrupted(self, keep: Callable[[RunRow], bool] = lambda row: False) -> int:
         """Runs left 'running' by a panel that stopped are not running any more (unless
@@ -181,13 +262,14 @@ class History:
         with self._lock:
             rows = self._db.execute("SELECT * FROM runs WHERE status = 'running'").fetchall()
         stale = [row["id"] for row in rows if not keep(_row(row))]
-        with self._tx() as db:
-            for run_id in stale:
-                db.execute(
-                    "UPDATE runs SET status = 'interrupted',"
-                    " error = 'the panel stopped during the run' WHERE id = ?",
-                    (run_id,),
-                )
+        self._write(
+            lambda db: db.executemany(
+                "UPDATE runs SET status = 'interrupted',"
+                " error = 'the panel stopped during the run' WHERE id = ?",
+                [(run_id,) for run_id in stale],
+            ),
+            None,
+        )
         return len(stale)
 
     def open_session(self, user: str, password: str, max_age: float) -> str:
@@ -195,12 +277,15 @@ class History:
         opened with); returns its id. Expired sessions are forgotten."""
         session_id = secrets.token_urlsafe(32)
         now = time.time()
-        with self._tx() as db:
+
+        def insert(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
             db.execute(
                 "INSERT INTO sessions (id, user, password, expires) VALUES (?, ?, ?, ?)",
                 (session_id, user, password, now + max_age),
             )
+
+        self._write(insert, None)
         return session_id
 
     def session_user(self, session_id: str, password: str) -> str | None:
@@ -213,8 +298,7 @@ class History:
         return str(row["user"]) if row is not None else None
 
     def close_session(self, session_id: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        self._write(lambda db: db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)), None)
 
     def get(self, run_id: str) -> RunRow | None:
         with self._lock:

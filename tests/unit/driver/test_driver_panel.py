@@ -7,6 +7,7 @@ shares the real collection's plugins/ (service model, GPU plan, HTTP checks).
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import sys
@@ -45,6 +46,18 @@ PLAYBOOKS = {
             "hosts": "all",
             "gather_facts": False,
             "tasks": [{"name": "Fail loudly", "ansible.builtin.fail": {"msg": "the GPU fell off"}}],
+        }
+    ],
+    "gated": [
+        {
+            "name": "Gated",
+            "hosts": "all",
+            "gather_facts": False,
+            "tasks": [
+                {"name": "Wait for the gate",
+                 "ansible.builtin.wait_for": {"path": "{{ playbook_dir }}/../gate", "timeout": 120}},
+                {"name": "After the gate", "ansible.builtin.debug": {"msg": "through"}},
+            ],
         }
     ],
     "slow": [
@@ -461,3 +474,112 @@ def test_a_new_password_ends_every_session(logged_in: TestClient, config: PanelC
     assert login(logged_in).status_code == 401
     assert login(logged_in, password="another long password").status_code == 303
     assert logged_in.get("/").status_code == 200
+
+
+# -- the history database -------------------------------------------------------------------------
+def test_history_files_are_private(config: PanelConfig) -> None:
+    from genai_stack.panel.store import History, RunRow
+
+    old = os.umask(0o022)
+    try:
+        history = History(config.database)
+        history.create(RunRow(id="r1", playbook="quick", status="running", started_at="2026"))
+        files = [config.database, Path(f"{config.database}-wal"), Path(f"{config.database}-shm")]
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: 0o600 for f in files
+        }
+        history.close()
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("damage", ["not a database", "damaged pages"])
+def test_a_damaged_history_is_set_aside_and_a_new_one_started(
+    config: PanelConfig, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    config.state_dir.mkdir(parents=True)
+    if damage == "not a database":
+        config.database.write_bytes(b"these are not the runs you are looking for\n" * 200)
+    else:
+        from genai_stack.panel.store import SCHEMA
+
+        db = sqlite3.connect(config.database)
+        db.executescript(SCHEMA)
+        db.executemany(
+            "INSERT INTO runs (id, playbook, status, started_at) VALUES (?, 'quick', 'ok', '2026')",
+            [(f"r{i}",) for i in range(2000)],
+        )
+        db.commit()
+        db.close()
+        with open(config.database, "r+b") as handle:  # every page but the schema's
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(4096)
+            handle.write(b"\xff" * (size - 4096))
+    damaged = config.database.read_bytes()
+    with TestClient(create_app(config), follow_redirects=False) as web:
+        assert login(web).status_code == 303
+        assert web.get("/runs").status_code == 200
+    aside = list(config.state_dir.glob("panel.sqlite3.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damaged
+    assert "damaged" in caplog.text and aside[0].name in caplog.text
+
+
+def _read_stream_in_thread(client: TestClient, run_id: str) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(follow(client, run_id)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.parametrize("released", ["after the retry window", "within the retry window"])
+def test_a_locked_history_at_the_end_of_a_run(
+    config: PanelConfig, project: Project, released: str
+) -> None:
+    import sqlite3
+
+    from genai_stack.panel.store import History
+
+    config.history_retry_s = 1.0 if released == "after the retry window" else 120.0
+    app = create_app(config)
+    with TestClient(app, follow_redirects=False) as web:
+        login(web)
+        response = start_run(web, "gated", limit="node-a")
+        assert response.status_code == 303, response.text
+        run_id = response.headers["location"].rsplit("/", 1)[1]
+        reader = History(config.database)
+        while not any(e.task == "Wait for the gate" for e in reader.events(run_id)):
+            threading.Event().wait(0.1)
+        blocker = sqlite3.connect(config.database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            (project.root / "gate").touch()
+            if released == "within the retry window":
+                while app.state.manager.handle(run_id) is not None:  # the playbook has ended
+                    threading.Event().wait(0.1)
+                blocker.execute("ROLLBACK")
+            stream, out = _read_stream_in_thread(web, run_id)
+            stream.join(120)
+            assert not stream.is_alive(), "the event stream never ended"
+            events, end = out[0]
+            # a run on a free host while the history is locked: refused with a reason
+            busy = start_run(web, "quick", limit="node-b")
+            if released == "after the retry window":
+                assert end["status"] == "error" and "locked" in end["error"]
+                assert "it ended successful" in end["error"]
+                assert busy.status_code == 503 and "locked by another process" in busy.text
+            else:
+                assert end["status"] == "successful"
+                assert busy.status_code == 303
+            # no event was dropped
+            assert [e["kind"] for e in events][-1] == "stats"
+            assert any(e["task"] == "After the gate" for e in events)
+        finally:
+            blocker.close()
+        # once the database is free, the history holds the run's end and all its events
+        while (row := reader.get(run_id)) is None or row.status == "running":
+            threading.Event().wait(0.1)
+        assert row.status == end["status"]
+        assert [e.seq for e in reader.events(run_id)] == [e["seq"] for e in events]
+        reader.close()
