@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dotenv
 import pytest
 import requests
 import yaml
@@ -449,6 +450,26 @@ def test_validate_proves_every_service(lab: Lab) -> None:
     assert done.returncode == 0, done.stdout[-5000:]
     report = json.loads((lab.tmp / "validate-gpu-host.json").read_text())
     assert report["summary"]["failed"] == 0 and report["summary"]["total"] >= 15
+
+
+def test_validate_sent_a_real_tool_call_round_trip(lab: Lab) -> None:
+    """The stand-in answers any tool call: what validate.yml sent is what is checked here."""
+    key = dotenv.dotenv_values(lab.root / "clients" / "genai.env")["VLLM_API_KEY"]
+    bearer = hashlib.sha256(f"Bearer {key}".encode()).hexdigest()
+    sent = requests.get(f"http://127.0.0.1:{lab.base}/standin/requests", timeout=5).json()
+    chats = [r for r in sent if r["path"] == "/v1/chat/completions" and r["body"].get("tools")]
+    assert chats and all(r["authorization_sha256"] == bearer for r in chats)
+    call = next(r["body"] for r in chats if r["body"]["messages"][-1]["role"] == "user")
+    answer = next(r["body"] for r in chats if r["body"]["messages"][-1]["role"] == "tool")
+    function = call["tools"][0]["function"]
+    assert call["tool_choice"] == "auto" and call["model"] == "qwen3-micro"
+    assert function["name"] == "get_weather"
+    assert function["parameters"]["required"] == ["city"]
+    assert call["chat_template_kwargs"] == {"enable_thinking": False}
+    asked, made, result = answer["messages"]
+    assert asked == call["messages"][0] and made["role"] == "assistant"
+    assert result["tool_call_id"] == made["tool_calls"][0]["id"]
+    assert json.loads(made["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
 
 
 def test_check_diff_on_the_converged_host_changes_nothing(lab: Lab) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -320,6 +321,24 @@ def test_open_paths_need_no_key(tool_server: Server) -> None:
     assert tool_server.get("/version").json() == {"version": "0.9.2"}
     options = requests.options(tool_server.url + "/v1/models", timeout=5)
     assert options.status_code != 401
+
+
+def test_requests_to_the_api_are_recorded_as_sent(tmp_path: Path) -> None:
+    server = start(tmp_path, "--api-key", KEY)
+    try:
+        server.get("/health")
+        server.get("/v1/models", key=None)
+        server.post("/v1/chat/completions", {"model": "x", "messages": []}, key="wrong")
+        recorded = server.get("/standin/requests", key=None).json()
+    finally:
+        server.stop()
+    wrong = hashlib.sha256(b"Bearer wrong").hexdigest()
+    assert recorded == [
+        {"method": "GET", "path": "/v1/models", "authorization_sha256": None, "body": None},
+        {"method": "POST", "path": "/v1/chat/completions", "authorization_sha256": wrong,
+         "body": {"model": "x", "messages": []}},
+    ]  # fmt: skip
+    assert KEY not in json.dumps(recorded) and "wrong" not in json.dumps(recorded)
 
 
 def test_vllm_api_key_env_used_when_flag_absent(plain_server: Server) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -44,6 +45,18 @@ def test_container_runs_the_rendered_command(host: Any, compose: dict, model: di
     assert args[args.index("--reasoning-parser") + 1] == "qwen3"
     assert args[args.index("--tensor-parallel-size") + 1] == str(len(model["gpus"]))
     assert not any(API_KEY in a for a in args), "API key on the command line"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_the_role_checked_each_model_with_its_key_and_without(model: dict) -> None:
+    """What the role's own verification sent, recorded by the stand-in before this suite sends
+    anything to /v1: the model list with exactly "Bearer <key>", and once with no key at all."""
+    sent = requests.get(f"{base(model)}/standin/requests", timeout=5).json()
+    bearer = hashlib.sha256(f"Bearer {API_KEY}".encode()).hexdigest()
+    calls = [(r["method"], r["path"], r["authorization_sha256"]) for r in sent]
+    assert ("GET", "/v1/models", bearer) in calls, calls
+    assert ("GET", "/v1/models", None) in calls, calls
+    assert {auth for _, _, auth in calls} <= {bearer, None}, "another credential was sent"
 
 
 @pytest.mark.parametrize("model", MODELS, ids=IDS)
@@ -94,41 +107,6 @@ def test_api_refused_without_the_key(model: dict, headers: dict) -> None:
     r = requests.get(f"{base(model)}/v1/models", headers=headers, timeout=5)
     assert r.status_code == 401
     assert r.json() == {"error": "Unauthorized"}
-
-
-@pytest.mark.parametrize("model", MODELS, ids=IDS)
-def test_tool_call_chat_completion(model: dict) -> None:
-    body = {
-        "model": model["name"],
-        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
-        "tools": [
-            {
-                "type": "function",
-                "function": {
-                    "name": "get_weather",
-                    "description": "Current weather of a city",
-                    "parameters": {
-                        "type": "object",
-                        "properties": {"city": {"type": "string"}},
-                        "required": ["city"],
-                    },
-                },
-            }
-        ],
-        "tool_choice": "auto",
-    }
-    r = requests.post(
-        f"{base(model)}/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    choice = r.json()["choices"][0]
-    assert choice["finish_reason"] == "tool_calls"
-    call = choice["message"]["tool_calls"][0]["function"]
-    assert call["name"] == "get_weather"
-    assert "city" in json.loads(call["arguments"])
 
 
 def test_models_sharing_a_gpu_start_in_order(host: Any, compose: dict) -> None:

@@ -10,12 +10,17 @@ Stand-in-only knobs (environment):
                            listening meanwhile, so connections are refused (like vLLM).
   STANDIN_FAIL=1           after the load, /health answers 503 (engine dead) for ever.
   STANDIN_EXIT_AFTER_LOAD=1  after the load, log an engine error and exit 1.
-Stand-in-only path: GET /standin/report (no auth) returns the start-up report.
+Stand-in-only paths (no auth): GET /standin/report returns the start-up report;
+GET /standin/requests the last 200 requests to /v1 as they came (method, path, the sha256 of
+the Authorization header or null, the JSON body), so tests check what the project sent rather
+than what the stand-in answered.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import hashlib
 import hmac
 import json
 import os
@@ -410,6 +415,7 @@ class StandinServer(ThreadingHTTPServer):
         self.config = config
         self.lock = threading.Lock()
         self.started = time.time()
+        self.requests: collections.deque[JsonDict] = collections.deque(maxlen=200)
         self.counters: dict[str, float] = {
             "prompt_tokens": 0,
             "generation_tokens": 0,
@@ -424,6 +430,17 @@ class StandinServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+    def record(self, method: str, path: str, authorization: str | None, body: bytes) -> None:
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            data = body.decode("utf-8", "replace")
+        digest = hashlib.sha256(authorization.encode()).hexdigest() if authorization else None
+        with self.lock:
+            self.requests.append(
+                {"method": method, "path": path, "authorization_sha256": digest, "body": data}
+            )
 
     def count(self, completion: Completion) -> None:
         with self.lock:
@@ -528,6 +545,10 @@ class StandinHandler(BaseHTTPRequestHandler):
             self.send_json(400, {"detail": "Invalid request body"})
             self.close_connection = True
             return
+        if self.path_only.startswith("/v1"):
+            self.server.record(
+                self.command, self.path_only, self.headers.get("Authorization"), self.body
+            )
         if not self._authorised():
             self.send_json(401, {"error": "Unauthorized"})
             return
@@ -605,6 +626,10 @@ class StandinHandler(BaseHTTPRequestHandler):
 
     def route_report(self) -> None:
         self.send_json(200, self.server.config.report)
+
+    def route_requests(self) -> None:
+        with self.server.lock:
+            self.send_json(200, list(self.server.requests))
 
     def route_metrics(self) -> None:
         name = self.server.config.served_model_names[0]
@@ -1020,6 +1045,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/chat/completions": {"POST": StandinHandler.route_chat_completions},
     "/v1/completions": {"POST": StandinHandler.route_completions},
     "/standin/report": {"GET": StandinHandler.route_report},
+    "/standin/requests": {"GET": StandinHandler.route_requests},
 }
 
 
