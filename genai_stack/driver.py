@@ -48,7 +48,7 @@ from genai_stack.events import (
     RunResult,
     event_from_runner,
 )
-from genai_stack.locks import HostLock, HostLocks
+from genai_stack.locks import RUN_MARKER, HostLock, HostLocks, machine_key, run_processes
 from genai_stack.project import Project
 from genai_stack.secrets import MASK, Masker, SecretFiles, is_sensitive_env, secret_values
 
@@ -59,30 +59,8 @@ FinishHandler = Callable[[RunResult], None]
 
 #: how often (seconds) ansible-runner polls the cancel callback
 CANCEL_POLL_S = 0.25
-#: set to the run id in the environment of every ansible process of a run. ansible-runner stops a
-#: run by killing ansible-playbook's process group, but each worker runs in a session of its own
-#: (ansible's WorkerProcess calls setsid): the marker finds them, even once reparented to init
-RUN_MARKER = "GENAI_STACK_RUN"
 #: seconds the processes of an ended run get between SIGTERM and SIGKILL
 STOP_GRACE_S = 5.0
-
-
-def run_processes(run_id: str) -> list[int]:
-    """The live processes that carry ``run_id``'s marker (Linux /proc)."""
-    marker = f"{RUN_MARKER}={run_id}".encode()
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker not in Path(entry.path, "environ").read_bytes().split(b"\0"):
-                continue
-            if Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue  # a zombie is already gone; its parent reaps it
-        except (OSError, IndexError):
-            continue
-        found.append(int(entry.name))
-    return found
 
 
 def stop_run_processes(run_id: str, grace: float = STOP_GRACE_S) -> list[int]:
@@ -439,14 +417,32 @@ class Driver:
             )
         return parse_list_hosts(proc.stdout)
 
+    def machines(self, request: RunRequest, hosts: list[str]) -> dict[str, str]:
+        """Each host's machine, ``ansible_host:port`` as the request's inventory sets them
+        (:func:`~genai_stack.locks.machine_key`)."""
+        playbook = self.project.resolve_playbook(request.playbook)
+        cmd = ["ansible-inventory", "--list", "--playbook-dir", str(playbook.parent),
+               *self._inventory_args(request.inventory)]  # fmt: skip
+        files = SecretFiles() if request.vault_password else None
+        try:
+            proc = self._read_only(cmd, None, timeout=120, env=self._vault_env(request, files))
+        finally:
+            if files is not None:
+                files.cleanup()
+        if proc.returncode != 0:
+            raise DriverError(f"ansible-inventory failed: {proc.stderr.strip() or proc.stdout}")
+        hostvars = (json.loads(proc.stdout).get("_meta") or {}).get("hostvars") or {}
+        return {host: machine_key(host, hostvars.get(host) or {}) for host in hosts}
+
     def lock_hosts(self, hosts: list[str], run_id: str, request: RunRequest) -> HostLock:
-        """Lock ``hosts`` for ``run_id``; raises :class:`~genai_stack.locks.HostBusy`."""
+        """Lock the machines of ``hosts`` for ``run_id``; raises
+        :class:`~genai_stack.locks.HostBusy`."""
         holder = {
             "run_id": run_id,
             "playbook": self.project.playbook_name(self.project.resolve_playbook(request.playbook)),
             "user": request.user,
         }
-        return self.locks.acquire(hosts, holder)
+        return self.locks.acquire(hosts, holder, self.machines(request, hosts))
 
     # -- running -----------------------------------------------------------------------------
     def run(
@@ -492,9 +488,17 @@ class Driver:
         if both:
             raise ValueError(f"variables both plain and secret: {', '.join(both)}")
         handle = RunHandle(run_id, request)
-        if lock is None and lock_hosts:
+        owned = lock is None and lock_hosts
+        if owned:
             hosts = self.hosts_for(request)
             lock = self.lock_hosts(hosts, run_id, request)
+        if lock is not None:
+            try:
+                lock.keep_for(run_id)  # the machines stay locked while the run's processes live
+            except BaseException:
+                if owned:
+                    lock.release()
+                raise
         handle.hosts = list(lock.hosts) if lock is not None else []
         thread = threading.Thread(
             target=self._execute,

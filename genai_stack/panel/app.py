@@ -36,7 +36,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from genai_stack import stack
 from genai_stack.driver import Driver, DriverError
 from genai_stack.events import RunEvent
-from genai_stack.locks import HostBusy
+from genai_stack.locks import HostBusy, pid_alive
 from genai_stack.panel import auth
 from genai_stack.panel.config import PanelConfig
 from genai_stack.panel.runs import RunManager, RunRefused
@@ -156,8 +156,13 @@ def create_app(config: PanelConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        def still_locked(row: RunRow) -> bool:  # by another panel sharing the state dir
-            return any((driver.locks.holder(h) or {}).get("run_id") == row.id for h in row.hosts)
+        holders = driver.locks.holders()
+
+        def still_locked(row: RunRow) -> bool:
+            # by another live panel sharing the state dir; a dead panel's run is interrupted,
+            # though its machines stay locked while its processes live (see locks.py)
+            return any(info.get("run_id") == row.id and pid_alive(info.get("pid"))
+                       for info in holders)  # fmt: skip
 
         try:
             stale = history.mark_interrupted(keep=still_locked)

@@ -137,7 +137,7 @@ def test_cancel_stops_a_long_pause_from_another_thread(
     # every process of the run is gone (the worker outlived the killed ansible-playbook before),
     # and only then is the host free again
     assert run_processes(handle.run_id) == []
-    assert driver.locks.holder("node-a") is None
+    assert driver.locks.holder("node-a:22") is None
 
 
 def test_second_run_on_a_busy_host_is_refused(driver: Driver, make_request: MakeRequest) -> None:
@@ -259,3 +259,95 @@ def test_a_variable_is_either_plain_or_secret(driver: Driver) -> None:
     request = RunRequest("site", extra_vars={"token": "a"}, secret_vars={"token": "bbbb"})
     with pytest.raises(ValueError, match="both plain and secret: token"):
         driver.start(request)
+
+
+def test_two_inventory_names_for_one_machine_share_its_lock(driver: Driver, tmp_path: Path) -> None:
+    inventory = tmp_path / "aliases.yml"
+    local = {"ansible_connection": "local"}
+    inventory.write_text(json.dumps({"all": {"hosts": {
+        "web": {"ansible_host": "192.0.2.10", **local},
+        "web-by-ip": {"ansible_host": "192.0.2.10", "ansible_port": 22, **local},
+        "web-other-port": {"ansible_host": "192.0.2.10", "ansible_port": 2222, **local},
+    }}}))  # fmt: skip
+    request = RunRequest(str(HERE / "playbooks" / "ok.yml"), inventory=str(inventory))
+    with driver.lock_hosts(["web"], "first", request):
+        with pytest.raises(HostBusy) as busy:
+            driver.lock_hosts(["web-by-ip"], "second", request)
+        assert busy.value.host == "web-by-ip" and busy.value.holder["run_id"] == "first"
+        assert "machine 192.0.2.10:22, as web" in str(busy.value)
+        driver.lock_hosts(["web-other-port"], "third", request).release()
+    assert driver.machines(request, ["web", "web-other-port"]) == {
+        "web": "192.0.2.10:22", "web-other-port": "192.0.2.10:2222"
+    }  # fmt: skip
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+_DRIVER_THAT_DIES = """
+import sys, threading
+from genai_stack.driver import Driver, RunRequest
+from genai_stack.events import EventKind
+from genai_stack.project import Project
+
+driver = Driver(Project(sys.argv[1]), state_dir=sys.argv[2])
+request = RunRequest(sys.argv[3], inventory=sys.argv[4],
+                     extra_vars={"ansible_python_interpreter": sys.executable})
+started = threading.Event()
+handle = driver.start(request, on_event=lambda e: e.kind is EventKind.TASK_START and started.set())
+started.wait(60)
+print(handle.run_id, flush=True)
+threading.Event().wait()
+"""
+
+
+def test_a_killed_driver_leaves_the_host_locked_until_its_playbook_ends(
+    driver: Driver, make_request: MakeRequest, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from genai_stack.driver import stop_run_processes
+
+    # a command, not a pause: a pause reads the terminal that the killed driver held, and ends
+    playbook = tmp_path / "long.yml"
+    playbook.write_text(json.dumps([{"hosts": "node-a", "gather_facts": False, "tasks": [
+        {"name": "Work a long time", "ansible.builtin.command": "sleep 120"}]}]))  # fmt: skip
+    dying = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER_THAT_DIES, str(ROOT), str(driver.state_dir), str(playbook),
+         str(INVENTORY)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    run_id = ""
+    try:
+        assert dying.stdout is not None
+        run_id = dying.stdout.readline().strip()
+        assert run_id, "the driver in the subprocess never started its run"
+        deadline = time.monotonic() + 60  # bounds the waits only; nothing timed is asserted
+        while not any(_cmdline(pid).startswith(b"sleep\x00120") for pid in run_processes(run_id)):
+            assert time.monotonic() < deadline, "the task's command never started"
+            time.sleep(0.1)
+        dying.send_signal(signal.SIGKILL)  # as kill -9 of the panel
+        dying.wait()
+        assert run_processes(run_id), "the playbook died with its driver"
+        with pytest.raises(HostBusy) as busy:
+            driver.lock_hosts(["node-a"], "next", make_request("ok"))
+        assert busy.value.holder["run_id"] == run_id
+        stop_run_processes(run_id)  # the old run ends: the host is free again
+        while True:
+            try:
+                driver.lock_hosts(["node-a"], "next", make_request("ok")).release()
+                break
+            except HostBusy:
+                assert time.monotonic() < deadline + 60, "the host stayed locked"
+                time.sleep(0.1)
+    finally:
+        dying.kill()
+        dying.wait()
+        if run_id:
+            stop_run_processes(run_id)
