@@ -583,3 +583,26 @@ def test_a_locked_history_at_the_end_of_a_run(
         assert row.status == end["status"]
         assert [e.seq for e in reader.events(run_id)] == [e["seq"] for e in events]
         reader.close()
+
+
+def test_a_dead_panels_run_is_interrupted_but_its_host_stays_locked(config: PanelConfig) -> None:
+    import subprocess
+
+    from genai_stack.driver import Driver
+    from genai_stack.panel.store import History, RunRow
+
+    history = History(config.database)
+    history.create(RunRow(id="r9", playbook="slow", status="running", started_at="2026-01-01",
+                          hosts=["node-a"]))  # fmt: skip
+    history.close()
+    gone = subprocess.Popen(["true"])  # its pid: a panel that is no more
+    gone.wait()
+    # r9's processes still hold node-a (as its keeper does), its panel is gone
+    driver = Driver(config.project, config.state_dir)
+    lock = driver.locks.acquire(["node-a"], {"run_id": "r9", "pid": gone.pid},
+                                {"node-a": "node-a:22"})  # fmt: skip
+    with lock, TestClient(create_app(config), follow_redirects=False) as web:
+        login(web)
+        assert web.get("/api/runs/r9").json()["status"] == "interrupted"
+        busy = start_run(web, "quick", limit="node-a")
+        assert busy.status_code == 409 and "r9" in busy.text
