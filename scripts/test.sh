@@ -13,7 +13,9 @@ export ANSIBLE_CONFIG="$ROOT/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$ROOT/collec
 export PATH="$ROOT/.venv/bin:$PATH" GENAI_CACHE="$ROOT/.cache"
 case "${1:-all}" in
   lint|unit|integration|e2e|molecule) paths=("tests/$1"); shift ;;
-  all) paths=(tests/lint tests/unit tests/integration tests/e2e tests/molecule); [ $# -gt 0 ] && shift ;;
+  all) paths=(tests/molecule tests/integration tests/e2e tests/unit tests/lint); [ $# -gt 0 ] && shift ;;  # longest first
   *) paths=() ;;
 esac
-exec pytest -p no:cacheprovider -ra "${paths[@]}" "$@"
+# Side by side in GENAI_TEST_WORKERS workers (0: in this process): most of the suite waits on
+# containers and playbooks, not on the CPU. Groups: tests/conftest.py.
+exec pytest -p no:cacheprovider -ra -n "${GENAI_TEST_WORKERS:-3}" --dist loadscope "${paths[@]}" "$@"

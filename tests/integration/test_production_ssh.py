@@ -319,7 +319,7 @@ def compose_release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.shutdown()
 
 
-@pytest.fixture(scope="module", params=DISTROS, ids=[f"debian{d}" for d in DISTROS])
+@pytest.fixture(scope="module", params=DISTROS, ids=[f"bare-debian{d}" for d in DISTROS])
 def bare(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
