@@ -487,3 +487,374 @@ def test_compose_without_gpu_reservations(tmp_path: Path) -> None:
         service = config["services"][name]
         assert "deploy" not in service
         assert service["environment"]["NVIDIA_VISIBLE_DEVICES"] == gpu
+
+
+# ---------------------------------------------------------------------------- exact problems
+
+LABEL = "instance 'x' (forge_turbo_instances[0]): forge_turbo_instances[0]"
+WHERE = "forge_turbo_instances[0]"
+GLOB = (
+    "the image word-splits and glob-expands FORGE_ARGS, so arguments may not hold spaces, "
+    "quotes, $, backslashes or glob characters"
+)
+
+
+def problem_list(change: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[str]:
+    """The problems of one instance ``x`` (port 7860, GPU 0) with ``change`` applied."""
+    with pytest.raises(forge.ForgeSpecError) as err:
+        forge.normalize([{"name": "x", "port": 7860, "gpus": [0], **change}], defaults)
+    assert str(err.value) == "invalid Forge instances:\n- " + "\n- ".join(err.value.problems)
+    return err.value.problems
+
+
+def one(change: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    (instance,) = forge.normalize([{"name": "x", "port": 7860, "gpus": [0], **change}], defaults)
+    return instance
+
+
+@pytest.mark.parametrize(
+    ("change", "problems"),
+    [
+        ({"port": 0}, [f"{LABEL}.port '0' is not a port number (1-65535)"]),
+        ({"port": 65536}, [f"{LABEL}.port '65536' is not a port number (1-65535)"]),
+        ({"port": True}, [f"{LABEL}.port 'True' is not a port number (1-65535)"]),
+        ({"port": "080"}, [f"{LABEL}.port '080' is not a port number (1-65535)"]),
+        (
+            {"port": "x", "web_port": "y"},
+            [
+                f"{LABEL}.port 'x' is not a port number",
+                f"{LABEL}.web_port 'y' is not a port number",
+            ],
+        ),
+        ({"checkpoint": "abc"}, [f"{WHERE}.checkpoint must be a mapping with name, url, sha256"]),
+        (
+            {"checkpoint": {"b": 1, "a": 2, "name": "m.ckpt"}},
+            [f"{WHERE}.checkpoint: unknown key(s) a, b"],
+        ),
+        (
+            {"checkpoint": {"url": "https://x/y"}},
+            [
+                f"{WHERE}.checkpoint.name '' must be a file name ending in .safetensors, .ckpt "
+                "or .gguf",
+                f"{WHERE}.checkpoint.sha256 is required with {WHERE}.checkpoint.url: the download "
+                "is verified against it (the sha256 is on the file's page of the model hub)",
+            ],
+        ),
+        ({"args_extra": "--api"}, [f"{LABEL}.args_extra must be a list of strings"]),
+        ({"args_extra": [{"a": 1}]}, [f"{LABEL}.args_extra must be a list of strings"]),
+        ({"args_extra": ["dark"]}, [f"{LABEL}.args_extra[0] 'dark' is not a flag"]),
+        (
+            {"args_extra": ["bad arg", "--bogus"]},
+            [
+                f"{LABEL}.args_extra[0] 'bad arg': {GLOB}",
+                f"{LABEL}.args_extra[1] '--bogus' is not a Forge flag",
+            ],
+        ),
+        (
+            {"gpus": ["a"]},
+            [f"{LABEL}.gpus must list exactly one GPU index (Forge runs on one GPU), got ['a']"],
+        ),
+        (
+            {"gpus": [True]},
+            [f"{LABEL}.gpus must list exactly one GPU index (Forge runs on one GPU), got [True]"],
+        ),
+        ({"memory_share": "abc"}, [f"{LABEL}.memory_share 'abc' must be in (0, 1]"]),
+        ({"ui_settings": "x"}, [f"{LABEL}.ui_settings must be a mapping"]),
+        ({"ui_config": ["x"]}, [f"{LABEL}.ui_config must be a mapping"]),
+        ({"env": "x"}, [f"{LABEL}.env must be a mapping"]),
+        (
+            {"env": {"1BAD": 1, "BAD-KEY": 2, "WEB_TOKEN": 3}},
+            [
+                f"{LABEL}.env.1BAD is not allowed (set by the role or invalid)",
+                f"{LABEL}.env.BAD-KEY is not allowed (set by the role or invalid)",
+                f"{LABEL}.env.WEB_TOKEN is not allowed (set by the role or invalid)",
+            ],
+        ),
+        (
+            {"load_timeout": "abc"},
+            [f"{LABEL}.load_timeout 'abc' must be a positive number of seconds"],
+        ),
+        (
+            {"hostname": "bad host"},
+            [f"{LABEL}.hostname 'bad host' is not a DNS name (e.g. qwen.example.org)"],
+        ),
+        (
+            {"settings_file": "a.json", "ui_config_file": "a.json"},
+            [f"{LABEL}.settings_file and ui_config_file must differ"],
+        ),
+        (
+            {"settings_file": "x.txt"},
+            [
+                f"{LABEL}.settings_file 'x.txt' must be a .json file in the workspace "
+                "(a relative path without '..')"
+            ],
+        ),
+        (
+            {"name": "Bad!"},
+            [
+                f"instance 'Bad!' ({WHERE}): {WHERE}.name must be lower-case letters, digits, "
+                "'-' or '_' (it names the compose service and files)"
+            ],
+        ),
+    ],
+)
+def test_each_problem_is_reported_in_full(change: dict[str, Any], problems: list[str]) -> None:
+    assert problem_list(change) == problems
+
+
+def test_the_default_image_and_root_dir_apply_without_role_defaults() -> None:
+    instance = one({})
+    assert instance["image"] == "ghcr.io/ai-dock/stable-diffusion-webui-forge:latest-cuda"
+    assert instance["workspace"] == "/opt/genai/forge/x/workspace"
+
+
+def test_role_defaults_fill_instance_keys_only() -> None:
+    instance = one({}, {"root_dir": "/srv/forge/", "memory_share": 0.4, "load_timeout": None})
+    assert instance["workspace"] == "/srv/forge/x/workspace"
+    assert instance["memory_share"] == 0.4 and instance["load_timeout"] == 900
+    assert "root_dir" not in instance and "image_tag" in instance
+
+
+@pytest.mark.parametrize(
+    ("image", "tag", "expected"),
+    [
+        ("registry.local:5000/forge:latest", "v2", "registry.local:5000/forge:v2"),
+        ("registry.local:5000/forge", "v2", "registry.local:5000/forge:v2"),
+        ("registry.local:5000/forge", "", "registry.local:5000/forge"),
+        ("registry.local:5000/forge:latest", None, "registry.local:5000/forge:latest"),
+    ],
+)
+def test_image_tag_replaces_only_the_tag(image: str, tag: str | None, expected: str) -> None:
+    assert one({"image_tag": tag}, {"image": image})["image"] == expected
+
+
+def test_a_colon_inside_the_image_path_is_not_taken_for_a_tag() -> None:
+    problems = problem_list({"image_tag": "v2"}, {"image": "ghcr.io/ns:x/img"})
+    assert problems == [
+        f"{LABEL} image (forge_turbo_image) 'ghcr.io/ns:x/img:v2' is not a valid image reference "
+        "(repository[:tag][@digest])"
+    ]
+
+
+def test_values_are_converted_to_their_types() -> None:
+    instance = one(
+        {
+            "port": "7860",
+            "web_port": "7861",
+            "gpus": ["1"],
+            "memory_share": "1.0",
+            "load_timeout": "600",
+            "sdxl_turbo": 1,
+            "gradio_auth": 0,
+            "args_extra": ["--theme", 5, "--theme=dark=x", "--no-half"],
+            "env": {"Good_key1": "x", "lower": 2},
+        }
+    )
+    assert (instance["port"], instance["web_port"], instance["gpus"]) == (7860, 7861, [1])
+    assert instance["memory_share"] == 1.0 and instance["load_timeout"] == 600
+    assert instance["sdxl_turbo"] is True and instance["gradio_auth"] is False
+    assert instance["args_extra"] == ["--theme", "5", "--theme=dark=x", "--no-half"]
+    assert instance["env"] == {"Good_key1": "x", "lower": 2}
+
+
+def test_empty_optional_values_mean_unset() -> None:
+    instance = one({"web_port": "", "image_tag": "", "checkpoint": ""})
+    assert instance["checkpoint"] is None and "caddy" in instance["no_autostart"]
+    assert instance["image"] == "ghcr.io/ai-dock/stable-diffusion-webui-forge:latest-cuda"
+
+
+def test_a_stray_word_may_follow_any_flag_but_not_start_the_list() -> None:
+    """Only the first word must be a flag: --use-cpu and --styles-file take several values."""
+    assert one({"args_extra": ["--use-cpu", "a", "b", "--no-half", "Xtra"]})["args_extra"][-1] == (
+        "Xtra"
+    )
+    assert problem_list({"args_extra": ["Xtra"]}) == [f"{LABEL}.args_extra[0] 'Xtra' is not a flag"]
+
+
+def test_checkpoint_is_normalized() -> None:
+    checkpoint = one({"checkpoint": {"name": "m.ckpt", "sha256": SHA.upper()}})["checkpoint"]
+    assert checkpoint == {"name": "m.ckpt", "url": None, "sha256": SHA}
+
+
+def test_settings_hash_ignores_key_order_and_reads_any_yaml_value() -> None:
+    import datetime
+
+    first = one({"ui_settings": {"a": 1, "b": 2}})["settings_hash"]
+    assert one({"ui_settings": {"b": 2, "a": 1}})["settings_hash"] == first
+    assert len(first) == 16 and int(first, 16) >= 0
+    dated = one({"ui_settings": {"when": datetime.date(2024, 1, 1)}})["settings_hash"]
+    assert len(dated) == 16 and dated != first
+
+
+def test_the_workspace_loses_only_its_trailing_slashes() -> None:
+    assert one({"workspace": "/data/BOX/"})["workspace"] == "/data/BOX"
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "token", "problems"),
+    [
+        ("forge", "p" * 16, "t" * 16, []),
+        ("forge", "p" * 15, "t" * 16, ["forge_turbo_api_password must be set (from the vault) to at least 16 characters"]),
+        ("forge", "p" * 16, "p" * 16, ["forge_turbo_web_token must differ from forge_turbo_api_password"]),
+        (
+            "for:ge", "p" * 16, "bad*token-xxxxxxxxxxx",
+            [
+                "forge_turbo_api_user must be set to letters, digits, '.', '_' or '-' (Forge splits --api-auth on ':' and ',')",
+                "forge_turbo_web_token may only hold letters, digits and . _ ~ + / = @ - (the image word-splits FORGE_ARGS, Forge splits --api-auth on ':' and ',', ai-dock turns '___' into a space)",
+            ],
+        ),
+    ],
+)  # fmt: skip
+def test_credential_problems_in_full(
+    user: str, password: str, token: str, problems: list[str]
+) -> None:
+    assert forge.credential_problems(user, password, token) == problems
+
+
+# ---------------------------------------------------------------------------- exact rendering
+
+
+def test_env_file_forge_args_carry_the_credentials() -> None:
+    turbo = checked()[0]
+    env = forge.env_file(turbo, USER, PASSWORD, TOKEN)
+    assert env["FORGE_ARGS"] == forge.forge_args(turbo, USER, PASSWORD)
+
+
+def test_environment_in_full() -> None:
+    instance = {
+        "port": 7860,
+        "web_port": None,
+        "gpus": [2, 3],
+        "no_autostart": ["caddy", "sshd"],
+        "env": {"EXTRA": 5},
+    }
+    assert forge.environment(instance, False) == {
+        "AUTO_UPDATE": "false",
+        "CF_QUICK_TUNNELS": "false",
+        "DIRECT_ADDRESS": "127.0.0.1",
+        "EXTRA": "5",
+        "FORGE_PORT_HOST": "7860",
+        "FORGE_PORT_LOCAL": "7860",
+        "NVIDIA_VISIBLE_DEVICES": "2,3",
+        "SUPERVISOR_NO_AUTOSTART": "caddy,sshd",
+        "WEB_ENABLE_AUTH": "true",
+        "WORKSPACE": "/workspace",
+    }
+
+
+def test_smoke_request_defaults_and_overrides() -> None:
+    assert forge.smoke_request() == {
+        "prompt": "a lighthouse on a cliff at dawn",
+        "steps": 1,
+        "cfg_scale": 1.0,
+        "width": 512,
+        "height": 512,
+        "sampler_name": "Euler a",
+        "seed": 1,
+        "batch_size": 1,
+    }
+    assert forge.smoke_request({"seed": 7})["seed"] == 7
+
+
+def test_endpoints_in_full() -> None:
+    stack = user_stack()
+    stack[0]["web_port"] = 17862
+    basic = {"type": "basic", "username": USER, "password": PASSWORD}
+    wrong = {"type": "basic", "username": USER, "password": PASSWORD + "-wrong"}
+    auth_header = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    def refusals(name: str, base: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": f"{name}-no-credentials",
+                "url": f"{base}/sdapi/v1/sd-models",
+                "status": [401],
+                "json_path": "detail",
+                "json_value": "Not authenticated",
+            },
+            {
+                "name": f"{name}-wrong-credentials",
+                "url": f"{base}/sdapi/v1/sd-models",
+                "status": [401],
+                "auth": wrong,
+                "json_path": "detail",
+                "json_value": "Incorrect username or password",
+            },
+        ]
+
+    turbo, main = "http://127.0.0.1:17861", "http://127.0.0.1:36525"
+    assert forge.endpoints(checked(stack), USER, PASSWORD, TOKEN) == [
+        {
+            "name": "turbo-txt2img",
+            "url": f"{turbo}/sdapi/v1/txt2img",
+            "method": "POST",
+            "body": forge.smoke_request(),
+            "auth": basic,
+            "json_path": "parameters.width",
+            "json_value": 512,
+            "json_contains": {"path": "images.0", "value": "iVBORw0KGgo"},
+        },
+        *refusals("turbo", turbo),
+        {
+            "name": "turbo-checkpoint",
+            "url": f"{turbo}/sdapi/v1/sd-models",
+            "auth": basic,
+            "json_contains": {"path": "", "value": {"model_name": "sd_xl_turbo_1.0_fp16"}},
+        },
+        {
+            "name": "turbo-web-token",
+            "url": "http://127.0.0.1:17862/sdapi/v1/options",
+            "auth": {"type": "query", "param": "token", "value": TOKEN},
+            "headers": {"Authorization": auth_header},
+            "json_path": "sd_model_checkpoint",
+        },
+        {
+            "name": "turbo-web-no-token",
+            "url": "http://127.0.0.1:17862/sdapi/v1/options",
+            "headers": {"Authorization": auth_header},
+            "status": [302],
+        },
+        {"name": "main-api", "url": f"{main}/sdapi/v1/sd-models", "auth": basic},
+        *refusals("main", main),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bind_address", "host", "address"),
+    [
+        ("0.0.0.0", None, "127.0.0.1"),
+        ("::", None, "127.0.0.1"),
+        ("", None, "127.0.0.1"),
+        ("10.1.2.3", None, "10.1.2.3"),
+        ("127.0.0.1", "192.168.1.9", "192.168.1.9"),
+    ],
+)
+def test_endpoints_reach_a_wildcard_bind_through_loopback(
+    bind_address: str, host: str | None, address: str
+) -> None:
+    instance = {"name": "x", "port": 7860, "bind_address": bind_address}
+    checks = forge.endpoints([instance], USER, PASSWORD, TOKEN, host=host)
+    assert {c["url"] for c in checks} == {f"http://{address}:7860/sdapi/v1/sd-models"}
+
+
+# ---------------------------------------------------------------------------- exact merge
+
+
+def test_merge_of_a_missing_file_writes_it_even_when_empty() -> None:
+    assert forge.merge_settings(None, {}) == {
+        "write": True,
+        "content": "{}\n",
+        "reset": [],
+        "broken": False,
+    }
+
+
+def test_merge_replaces_a_broken_file_even_with_nothing_to_set() -> None:
+    result = forge.merge_settings(b64("{broken"), {})
+    assert result == {"write": True, "content": "{}\n", "reset": [], "broken": True}
+
+
+def test_merge_keeps_unicode_as_forge_writes_it() -> None:
+    result = forge.merge_settings(b64({"a": 1}), {"prompt": "café"})
+    assert result["content"] == '{\n    "a": 1,\n    "prompt": "café"\n}\n'
+    assert result["broken"] is False and result["write"] is True

@@ -11,6 +11,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.myia.genai_stack.plugins.filter.genai_services import genai_services
 from ansible_collections.myia.genai_stack.plugins.filter.proxy_rules import proxy_rules
+from ansible_collections.myia.genai_stack.plugins.module_utils import proxy_rules as rules_module
 from tests.unit.conftest import COLLECTIONS
 
 GROUP_VARS = COLLECTIONS.parent / "group_vars" / "all"
@@ -281,3 +282,223 @@ def test_every_problem_reported_at_once() -> None:
 
 def test_services_must_be_a_list() -> None:
     assert "nginx_reverse_proxy_services: must be a list" in failure(nginx, {"name": "a"})
+
+
+# ---------------------------------------------------------------------------- exact contract
+
+
+def rec(name: str = "a", **change: Any) -> dict[str, Any]:
+    return {"name": name, "kind": "vllm", "port": 1, "hostname": f"{name}.example.org", **change}
+
+
+def compute(records: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    kwargs.setdefault("certificate_kind", "thumbprint")
+    kwargs.setdefault("default_certificate", THUMB)
+    return rules_module.compute(records, "p", **kwargs)
+
+
+def problems(records: Any, **kwargs: Any) -> list[str]:
+    with pytest.raises(rules_module.ProxyRulesError) as err:
+        compute(records, **kwargs)
+    text = str(err.value)
+    assert text.startswith("invalid reverse proxy rules:\n- "), text
+    return text.split("\n- ")[1:]
+
+
+@pytest.mark.parametrize(
+    ("timeout_s", "hms"),
+    [(59, "00:00:59"), (3600, "01:00:00"), (3661, "01:01:01"), (7200, "02:00:00")],
+)
+def test_timeout_as_hours_minutes_seconds(timeout_s: int, hms: str) -> None:
+    (rule,) = compute([rec(timeout_s=timeout_s)])
+    assert rule["timeout_hms"] == hms
+
+
+@pytest.mark.parametrize(
+    ("value", "streaming"),
+    [(v, True) for v in ("true", "Yes", "ON", "1", True)]
+    + [(v, False) for v in ("false", "No", "OFF", "0", False)],
+)
+def test_streaming_reads_yaml_booleans(value: Any, streaming: bool) -> None:
+    (rule,) = compute([rec(streaming=value)])
+    assert rule["streaming"] is streaming and rule["buffering"] is not streaming
+
+
+@pytest.mark.parametrize(
+    ("change", "backend_url"),
+    [
+        ({"bind_address": "10.0.0.5"}, "http://10.0.0.5:1"),
+        ({"bind_address": "::"}, "http://127.0.0.1:1"),
+        ({}, "http://127.0.0.1:1"),
+        ({"backend_url": "https://10.0.0.1"}, "https://10.0.0.1:443"),
+        ({"backend_url": "http://10.0.0.1"}, "http://10.0.0.1:80"),
+        ({"backend_url": "http://10.0.0.1:81/"}, "http://10.0.0.1:81"),
+        ({"backend_url": "http://[::1]:81"}, "http://[::1]:81"),
+    ],
+)
+def test_backend_url_from_the_record(change: dict[str, Any], backend_url: str) -> None:
+    (rule,) = compute([rec(**change)])
+    assert rule["backend_url"] == backend_url
+    assert rule["backend_scheme"] == backend_url.split(":", 1)[0]
+
+
+def test_a_bracketed_backend_host_is_kept() -> None:
+    (rule,) = compute([rec()], backend_host="[::1]")
+    assert rule["backend_url"] == "http://[::1]:1" and rule["backend_host"] == "[::1]"
+
+
+@pytest.mark.parametrize("url", ["http://h:99999", "http://:80"])
+def test_a_backend_url_without_a_usable_host_and_port_is_refused(url: str) -> None:
+    assert problems([rec(backend_url=url)]) == [
+        f"p_services[0].backend_url: {url!r} is not http(s)://host:port"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "rule_id"), [("My Service!", "my-service"), ("!!!", "service"), ("a_b-1", "a_b-1")]
+)
+def test_rule_id_is_a_lower_case_slug_of_the_name(name: str, rule_id: str) -> None:
+    (rule,) = compute([{**rec(), "name": name}])
+    assert rule["id"] == rule_id
+
+
+@pytest.mark.parametrize(
+    ("path", "kept", "regex"),
+    [
+        ("/", "/", "^/(/.*)?$"),
+        ("/apiX/", "/apiX", "^/apiX(/.*)?$"),
+        ("/Xws", "/Xws", "^/Xws(/.*)?$"),
+    ],
+)
+def test_websocket_paths_are_kept_as_written(path: str, kept: str, regex: str) -> None:
+    (rule,) = compute([rec(websocket_paths=[path, path])])
+    assert rule["websockets"] == [
+        {"path": kept, "regex": regex, "relative_regex": regex[0] + regex[2:]}
+    ]
+
+
+def test_https_port_defaults_to_443() -> None:
+    (rule,) = compute([rec()])
+    assert rule["public_url"] == "https://a.example.org"
+
+
+def test_certificates_match_hostnames_whatever_their_case_and_final_dot() -> None:
+    own = "ab" * 20
+    rules = compute(
+        [rec("a", hostname="a.example.org."), rec("b")],
+        certificates={"A.example.org.": own, "b.example.org.": THUMB},
+        default_certificate=None,
+    )
+    assert [(r["hostname"], r["certificate"]) for r in rules] == [
+        ("a.example.org", own.upper()),
+        ("b.example.org", THUMB),
+    ]
+
+
+def test_certificate_kind_must_be_known() -> None:
+    with pytest.raises(rules_module.ProxyRulesError) as err:
+        compute([rec()], certificate_kind="pem")
+    assert str(err.value) == "certificate_kind must be one of ('thumbprint', 'files')"
+
+
+def test_publish_must_be_a_list() -> None:
+    with pytest.raises(rules_module.ProxyRulesError) as err:
+        compute([rec()], publish="a")
+    assert str(err.value) == "p_publish: must be a list of service names"
+
+
+KNOWN = "(only backend_url, max_body_mb, timeout_s, streaming, websocket_paths)"
+WS = "must be a list of paths like /ws (letters, digits, . _ ~ - /)"
+
+
+@pytest.mark.parametrize(
+    ("records", "kwargs", "expected"),
+    [
+        pytest.param(["x"], {}, ["p_services[0]: must be a service record (dict), got str"], id="not-a-dict"),
+        pytest.param(
+            [rec(), rec("a", port=2)], {},
+            ["p_services[1]: name 'a' already used by p_services[0]"],
+            id="duplicate-name",
+        ),
+        pytest.param([], {"overrides": [1]}, ["p_overrides: must be a dict keyed by service name"], id="overrides-list"),
+        pytest.param(
+            [], {"overrides": {"x": {}, "y": {}}},
+            ["p_overrides['x']: 'x' is not a service of p_services (known: none)",
+             "p_overrides['y']: 'y' is not a service of p_services (known: none)"],
+            id="overrides-unknown",
+        ),
+        pytest.param(
+            [rec("a"), rec("b", port=2)], {"overrides": {"a": 1, "b": "x"}},
+            ["p_overrides['a']: must be a dict", "p_overrides['b']: must be a dict"],
+            id="override-not-a-dict",
+        ),
+        pytest.param(
+            [rec()], {"overrides": {"a": {"port": 2}}},
+            [f"p_overrides['a'].port: cannot be overridden {KNOWN}"],
+            id="override-port",
+        ),
+        pytest.param(
+            [], {"publish": ["a"]}, ["p_publish[0]: 'a' is not a service of p_services (known: none)"],
+            id="publish-nothing",
+        ),
+        pytest.param(
+            [rec(hostname=None)], {"publish": ["a"], "certificates": ["x"]},
+            ["p_publish[0]: service 'a' has no hostname (set it in p_services[0])",
+             "p_certificates: must be a dict keyed by hostname"],
+            id="publish-without-hostname",
+        ),
+        pytest.param(
+            [rec(hostname=None)], {"certificates": {"x.org": THUMB}},
+            ["p_certificates['x.org']: not the hostname of a service in p_services (known: none)"],
+            id="certificate-nothing-known",
+        ),
+        pytest.param(
+            [rec("b"), rec("a", port=2)], {"certificates": {"x.org": THUMB}},
+            ["p_certificates['x.org']: not the hostname of a service in p_services "
+             "(known: a.example.org, b.example.org)"],
+            id="certificate-unknown-host",
+        ),
+        pytest.param(
+            [rec("a", hostname="a.example.org.")], {"certificates": {"a.example.org": THUMB, "x.org": THUMB}},
+            ["p_certificates['x.org']: not the hostname of a service in p_services (known: a.example.org)"],
+            id="known-hostnames-lose-their-final-dot",
+        ),
+        pytest.param(
+            [rec("a", websocket_paths=["ws"]), rec("b", port=2, websocket_paths="/ws")], {},
+            [f"p_services[0].websocket_paths: ['ws'] {WS}", f"p_services[1].websocket_paths: '/ws' {WS}"],
+            id="every-bad-record",
+        ),
+        pytest.param(
+            [rec("a"), rec("b", hostname="a.example.org", port=2), rec("c", port=3)],
+            {"default_certificate": None, "certificates": {"a.example.org": THUMB}},
+            ["p_services[1].hostname: 'a.example.org' already used by p_services[0]",
+             "p_certificates['c.example.org']: no certificate for c.example.org (service c); "
+             "set it or p_default_certificate"],
+            id="rules-after-a-duplicate-hostname",
+        ),
+    ],
+)  # fmt: skip
+def test_problems_in_full(records: list[Any], kwargs: dict[str, Any], expected: list[str]) -> None:
+    assert problems(records, **kwargs) == expected
+
+
+@pytest.mark.parametrize(
+    ("certificate", "expected"),
+    [
+        ("x", "p_default_certificate: must be a dict with certificate and key (file paths)"),
+        (
+            {"certificate": "/etc/ssl/../x.pem", "key": "/k"},
+            "p_default_certificate.certificate: '/etc/ssl/../x.pem' may hold only letters, digits "
+            "and . _ - + @ / (it lands in the proxy's config as it is)",
+        ),
+        (
+            {"certificate": "/c.pem", "key": "/etc/.."},
+            "p_default_certificate.key: '/etc/..' may hold only letters, digits and . _ - + @ / "
+            "(it lands in the proxy's config as it is)",
+        ),
+    ],
+)
+def test_certificate_file_problems_in_full(certificate: Any, expected: str) -> None:
+    assert problems([rec()], certificate_kind="files", default_certificate=certificate) == [
+        expected
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -135,3 +136,57 @@ def test_spec_error_keeps_each_problem() -> None:
     err = specs.SpecError("invalid things", ["a", "b"])
     assert err.problems == ["a", "b"]
     assert str(err) == "invalid things:\n- a\n- b"
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "problem"),
+    [
+        (specs.port_problem, Decimal(8080), "v[0].x Decimal('8080') is not a port number (1-65535)"),
+        (specs.positive_int_problem, Decimal(30), "v[0].x Decimal('30') must be a positive integer"),
+        (specs.gpus_problem, [Decimal(1)], "v[0].x [Decimal('1')] must list GPU indices (0, 1, ...)"),
+        (specs.hostname_problem, "qwen.myia.io.", None),
+        (specs.hostname_problem, "myia.io", None),
+        (specs.hostname_problem, ("a" * 62 + ".") * 4 + "a" * 1, None),
+        (specs.hostname_problem, ("a" * 62 + ".") * 4 + "ab", "v[0].x '" + ("a" * 62 + ".") * 4 + "ab' is not a DNS name (e.g. qwen.example.org)"),
+        (specs.text_problem, "X-ray", None),
+    ],
+)  # fmt: skip
+def test_edges_of_each_check(check: Any, value: Any, problem: str | None) -> None:
+    """Only int and str count as numbers; a name of exactly 253 characters and two labels pass."""
+    assert check(value, W) == problem
+
+
+def test_a_carriage_return_in_an_env_value_is_refused() -> None:
+    assert specs.env_problems({"A": "a\rb"}, W) == ["v[0].x.A must be one line of text"]
+
+
+def entries_of(items: list[Any]) -> tuple[list[tuple[int, str, str, dict[str, Any]]], list[str]]:
+    problems: list[str] = []
+    found = list(
+        specs.entries(items, "v", "model", ("port", "gpus"), ("name",), {"gpus": [0]}, problems)
+    )
+    return found, problems
+
+
+def test_entries_report_every_entry_and_yield_the_usable_ones() -> None:
+    found, problems = entries_of(
+        [
+            "x",
+            {"port": 1},
+            {"name": "", "zz": 1, "aa": 2},
+            {"name": "a", "port": None, "gpus": [1]},
+        ]
+    )
+    assert problems == [
+        "v[0] must be a mapping",
+        "model '?' (v[1]): missing v[1].name",
+        "model '' (v[2]): unknown key(s) aa, zz",
+        "model '' (v[2]): missing v[2].name",
+    ]
+    assert found == [(3, "v[3]", "model 'a' (v[3])", {"gpus": [1], "name": "a"})]
+
+
+def test_entries_name_every_missing_key() -> None:
+    problems: list[str] = []
+    found = list(specs.entries([{"a": []}], "v", "m", (), ("name", "a", "b"), {}, problems))
+    assert found == [] and problems == ["m '?' (v[0]): missing v[0].name, v[0].a, v[0].b"]
