@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import base64
+import email.message
+import http.client
 import json
+import os
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
 import time
+import types
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.myia.genai_stack.plugins.module_utils import http_checks
 from ansible_collections.myia.genai_stack.plugins.module_utils.http_checks import (
     CheckDefinitionError,
     EndpointCheck,
@@ -72,7 +79,7 @@ class ScriptedHandler(BaseHTTPRequestHandler):
     /ok  /sleep/<ms>  /flap (500 on odd hits)  /fail-first/<n> (503 n times, then 200)
     /never (503)  /hang (3 s)  /bearer  /basic  /query (401 unless the right credential)
     /echo (returns the request's auth header and query)  /models (vLLM /v1/models)
-    /text  /redirect (302)  /post (echoes the JSON body)
+    /text  /long (1000 characters)  /redirect (302)  /post (echoes the JSON body)
     """
 
     server: ScriptedServer
@@ -152,6 +159,8 @@ class ScriptedHandler(BaseHTTPRequestHandler):
             self._send(200, MODELS)
         elif path == "/text":
             self._send(200, "vllm_num_requests_running 0\nnot json")
+        elif path == "/long":
+            self._send(200, "x" * 1000)
         elif path == "/redirect":
             self._send(302, "", {"Location": "/login"})
         else:
@@ -742,3 +751,404 @@ def test_summary_and_failure_message(server: ScriptedServer, closed_port: int) -
         f"down (http://127.0.0.1:{closed_port}/): status=none, error=connection refused" in message
     )
     assert "ok (" not in message
+
+
+# --------------------------------------------------------------------------- exact contract
+
+UA = ("User-agent", "myia.genai_stack-endpoint_health/1")
+ACCEPT = ("Accept", "application/json, text/plain;q=0.9, */*;q=0.5")
+
+
+def sent(**kwargs: Any) -> urllib.request.Request:
+    """The request a check sends (urllib capitalizes header names as it sends them)."""
+    kwargs.setdefault("url", "http://h/x")
+    return http_checks._build_request(EndpointCheck(name="n", **kwargs))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "method", "headers", "data"),
+    [
+        ({}, "GET", [UA, ACCEPT], None),
+        ({"method": ""}, "GET", [UA, ACCEPT], None),
+        ({"method": "put", "body": {"a": 1}}, "PUT", [UA, ACCEPT, ("Content-type", "application/json")], b'{"a": 1}'),
+        ({"method": "post", "body": {"a": 1}, "headers": {"content-type": "text/plain"}}, "POST", [UA, ACCEPT, ("Content-type", "text/plain")], b'{"a": 1}'),
+        ({"method": "POST", "body": "é"}, "POST", [UA, ACCEPT], "é".encode()),
+        ({"method": "POST", "body": bytearray(b"\x00\xff")}, "POST", [UA, ACCEPT], b"\x00\xff"),
+        ({"headers": {"X-Num": 5}}, "GET", [UA, ACCEPT, ("X-num", "5")], None),
+        ({"auth": {"type": "bearer", "token": "tok"}, "headers": {"authorization": "Bearer nope"}}, "GET", [UA, ACCEPT, ("Authorization", "Bearer tok")], None),
+        ({"auth": {"type": "bearer"}}, "GET", [UA, ACCEPT, ("Authorization", "Bearer ")], None),
+        ({"auth": {"type": "basic", "password": "pw"}}, "GET", [UA, ACCEPT, ("Authorization", "Basic " + base64.b64encode(b":pw").decode())], None),
+        ({"auth": {"type": "basic", "username": "u"}}, "GET", [UA, ACCEPT, ("Authorization", "Basic " + base64.b64encode(b"u:").decode())], None),
+        ({"url": "http://user@x:p%40ss@h:1/p"}, "GET", [UA, ACCEPT, ("Authorization", "Basic " + base64.b64encode(b"user@x:p@ss").decode())], None),
+    ],
+)  # fmt: skip
+def test_the_request_sent(
+    kwargs: dict[str, Any], method: str, headers: list[tuple[str, str]], data: bytes | None
+) -> None:
+    request = sent(**kwargs)
+    assert request.get_method() == method
+    assert sorted(request.header_items()) == sorted(headers)
+    assert request.data == data
+
+
+@pytest.mark.parametrize(
+    ("url", "auth", "full_url"),
+    [
+        ("http://user@x:pw@h:1/p?a=1", None, "http://h:1/p?a=1"),
+        ("http://h/x?a=&token=old&b=1", {"type": "query", "value": "v"}, "http://h/x?a=&b=1&token=v"),
+        ("http://h/x", {"type": "query", "param": "key", "value": "v"}, "http://h/x?key=v"),
+        ("http://h/x", {"type": "query"}, "http://h/x?token="),
+    ],
+)  # fmt: skip
+def test_the_url_sent(url: str, auth: dict[str, str] | None, full_url: str) -> None:
+    assert sent(url=url, auth=auth).full_url == full_url
+
+
+def test_an_unknown_auth_type_is_an_invalid_check() -> None:
+    result = run_check(EndpointCheck(name="n", url="http://h/x", auth={"type": "digest"}))
+    assert result.error == "invalid check: auth.type must be one of bearer, basic, query"
+
+
+@pytest.mark.parametrize(
+    ("check", "secrets"),
+    [
+        (EndpointCheck(name="n", url="http://h/", auth={"type": "bearer"}), []),
+        (EndpointCheck(name="n", url="http://h/", auth={"type": "bearer", "token": "abc"}), ["abc"]),
+        (EndpointCheck(name="n", url="http://h/", auth={"type": "bearer", "token": "ab"}), []),
+        (EndpointCheck(name="n", url="http://h/", auth={"type": "basic", "password": "pw-1"}), ["OnB3LTE=", "pw-1"]),
+        (EndpointCheck(name="n", url="http://h/", auth={"type": "basic", "username": "u"}), ["dTo="]),
+        (EndpointCheck(name="n", url="http://h/", auth={"type": "query"}), []),
+        (EndpointCheck(name="n", url="http://h/", auth={"type": "query", "value": "a/b c+d"}), ["a%2Fb%20c%2Bd", "a%2Fb+c%2Bd", "a/b c+d"]),
+        (EndpointCheck(name="n", url="http://us@er:pw@h/", headers={"Authorization": "Bearer abc def"}), ["Bearer abc def", "dXNAZXI6cHc=", "abc def"]),
+        (EndpointCheck(name="n", url="http://h/", headers={"X-Trace": "visible-value"}), []),
+    ],
+)  # fmt: skip
+def test_secrets_of_a_check_longest_first(check: EndpointCheck, secrets: list[str]) -> None:
+    assert check.secrets() == secrets
+
+
+@pytest.mark.parametrize(
+    ("name", "sensitive"),
+    [("Content-Type", False), ("X-Trace", False), ("X-Api-Key", True), ("Cookie", True)],
+)
+def test_sensitive_headers(name: str, sensitive: bool) -> None:
+    assert http_checks.is_sensitive_header(name) is sensitive
+
+
+def test_an_empty_secret_masks_nothing() -> None:
+    assert http_checks.mask_text("abc", ["", "zzz"]) == "abc"
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("http://a@b:c@h/p", "http://***@h/p"),
+        ("http://h/p?a=&token=t", "http://h/p?a=&token=***"),
+    ],
+)
+def test_mask_url_edges(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("x", "'x' at <root>: no such key"),
+        ("data.x", "'x' at data: not a list index"),
+        ("data.2", "'2' at data: index out of range (length 2)"),
+        ("data.0.id.x", "'x' at data.0.id: cannot index into str"),
+        ("n.x", "'x' at n: cannot index into null"),
+    ],
+)
+def test_json_path_errors_in_full(path: str, message: str) -> None:
+    with pytest.raises(JsonPathError) as raised:
+        resolve_path({"data": [{"id": "a"}, {"id": "b"}], "n": None}, path)
+    assert str(raised.value) == message
+
+
+def test_json_equals_compares_text_only_with_scalars() -> None:
+    assert not json_equals("a", '"a"')
+    assert not json_equals([1], "[1]")
+
+
+def test_json_contains_never_raises_on_a_mismatched_type() -> None:
+    assert json_contains("abc", 5) is False
+    assert json_contains({"a": 1}, ["a"]) is False
+
+
+class Weird:
+    """A value JSON cannot hold, shown by its str()."""
+
+    def __str__(self) -> str:
+        return "weird"
+
+
+def circular() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    return loop
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text", "why"),
+    [
+        ({"json_path": "a", "json_value": {"b": 1, "a": 2}}, '{"a": 1}', 'json_path \'a\' is 1, expected {"a": 2, "b": 1}'),
+        ({"json_path": "a", "json_value": Weird()}, '{"a": 1}', "json_path 'a' is 1, expected \"weird\""),
+        ({"json_path": "a", "json_value": circular()}, '{"a": 1}', "json_path 'a' is 1, expected [[...]]"),
+        ({"json_path": "a", "json_value": "x" * 80}, '{"a": 1}', "json_path 'a' is 1, expected \"" + "x" * 76 + "..."),
+        ({"json_path": "a", "json_value": "x" * 78}, '{"a": 1}', "json_path 'a' is 1, expected \"" + "x" * 78 + '"'),
+        ({"json_contains": {"path": "", "value": "z"}}, '{"a": 1}', 'json_contains: value at \'<root>\' ({"a": 1}) does not contain "z"'),
+    ],
+)  # fmt: skip
+def test_body_mismatches_are_explained_in_full(kwargs: dict[str, Any], text: str, why: str) -> None:
+    check = EndpointCheck(name="n", url="http://h/", **kwargs)
+    assert http_checks._check_body(check, text) == why
+
+
+def test_ssl_contexts_are_shared_until_the_ca_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_checks, "_SSL_CONTEXTS", {})
+    unchecked = EndpointCheck(name="n", url="https://h/", validate_certs=False)
+    context = http_checks._ssl_context(unchecked)
+    assert context.verify_mode == ssl.CERT_NONE and context.check_hostname is False
+    assert http_checks._ssl_context(unchecked) is context
+    default = http_checks._ssl_context(EndpointCheck(name="n", url="https://h/"))
+    assert default.verify_mode == ssl.CERT_REQUIRED and default.check_hostname is True
+    made: list[str | None] = []
+
+    def create_default_context(cafile: str | None = None) -> object:
+        made.append(cafile)
+        return object()
+
+    monkeypatch.setattr(http_checks.ssl, "create_default_context", create_default_context)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("a CA bundle\n")
+    with_ca = EndpointCheck(name="n", url="https://h/", ca_path=str(ca))
+    first = http_checks._ssl_context(with_ca)
+    assert http_checks._ssl_context(with_ca) is first and made == [str(ca)]
+    os.utime(ca, (1, 1))
+    assert http_checks._ssl_context(with_ca) is not first and made == [str(ca), str(ca)]
+
+
+@pytest.mark.parametrize(
+    ("error", "described"),
+    [
+        (http.client.RemoteDisconnected("x"), "server closed the connection without a response"),
+        (urllib.error.URLError(ConnectionResetError()), "connection reset by peer"),
+        (OSError(5, "I/O error"), "connection error: I/O error"),
+        (ValueError("bad"), "ValueError: bad"),
+    ],
+)
+def test_errors_are_described(error: BaseException, described: str) -> None:
+    assert http_checks._describe_error(error, 1.0) == described
+
+
+class FakeClock:
+    def __init__(self, *times: float) -> None:
+        self.times = list(times)
+
+    def __call__(self) -> float:
+        return self.times.pop(0)
+
+
+class Opener:
+    """An opener whose ``open`` answers or raises what it is given."""
+
+    def __init__(self, outcome: Any) -> None:
+        self.outcome = outcome
+
+    def open(self, request: Any, timeout: float) -> Any:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+class Response:
+    def __init__(self, status: int, body: bytes | BaseException) -> None:
+        self.status = status
+        self.body = body
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        pass
+
+    def read(self) -> bytes:
+        if isinstance(self.body, BaseException):
+            raise self.body
+        return self.body
+
+
+class Unreadable:
+    def read(self, *args: object) -> bytes:
+        raise OSError("gone")
+
+    def close(self) -> None:
+        pass
+
+
+def attempt(outcome: Any, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
+    monkeypatch.setattr(http_checks, "time", types.SimpleNamespace(monotonic=FakeClock(1.0, 1.25)))
+    check = EndpointCheck(name="n", url="http://h/", **kwargs)
+    return http_checks._attempt(check, sent(), Opener(outcome), 5.0)
+
+
+def test_an_attempt_that_fails_reports_its_latency_and_no_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = attempt(ConnectionRefusedError(), monkeypatch)
+    assert (result.ok, result.status, result.latency_ms) == (False, None, 250.0)
+    assert (result.error, result.body) == ("connection refused", "")
+
+
+def test_a_response_cut_while_read_keeps_its_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = attempt(Response(200, ConnectionResetError()), monkeypatch)
+    assert (result.ok, result.status, result.error) == (False, 200, "connection reset by peer")
+
+
+def test_an_error_status_whose_body_cannot_be_read_has_an_empty_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    error = urllib.error.HTTPError("http://h/", 503, "down", email.message.Message(), Unreadable())
+    result = attempt(error, monkeypatch)
+    assert (result.ok, result.status, result.body) == (False, 503, "")
+    assert result.error == "status 503, expected 200"
+
+
+def test_a_healthy_attempt_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = attempt(Response(401, b'{"a": "\xff"}'), monkeypatch, status=[401])
+    assert (result.ok, result.status, result.latency_ms) == (True, 401, 250.0)
+    assert (result.error, result.body) == (None, '{"a": "\ufffd"}')
+
+
+def test_every_expected_status_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = attempt(Response(200, b""), monkeypatch, status=[401, 403])
+    assert result.ok is False and result.error == "status 200, expected 401, 403"
+
+
+def test_times_are_rounded(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        http_checks, "time", types.SimpleNamespace(monotonic=FakeClock(1.0, 1.23456))
+    )
+    result = run_check(
+        EndpointCheck(name="n", url=f"http://127.0.0.1:{closed_port}/"),
+        clock=FakeClock(10.0, 11.0, 12.34567),
+    )
+    assert (result.latency_ms, result.elapsed_s) == (234.6, 2.346)
+
+
+def test_an_invalid_check_in_full() -> None:
+    result = run_check(
+        EndpointCheck(
+            name="n",
+            url="http://h/x?sig=ab",
+            auth={"type": "query", "param": "sig", "value": "ab"},
+            body=circular(),
+        ),
+        clock=FakeClock(10.0, 11.23456),
+    )
+    assert result.to_dict() == {
+        "name": "n",
+        "url": "http://h/x?sig=***",
+        "ok": False,
+        "status": None,
+        "latency_ms": None,
+        "attempts": 0,
+        "elapsed_s": 1.235,
+        "error": "invalid check: Circular reference detected",
+        "body_snippet": "",
+    }
+
+
+def test_a_short_query_credential_is_masked_by_its_parameter(closed_port: int) -> None:
+    auth = {"type": "query", "param": "sig", "value": "ab"}
+    result = run_check(EndpointCheck(name="n", url=f"http://127.0.0.1:{closed_port}/", auth=auth))
+    assert result.url == f"http://127.0.0.1:{closed_port}/?sig=***"
+
+
+def test_only_the_user_info_is_masked_in_the_url_shown(closed_port: int) -> None:
+    url = f"http://u:pw@127.0.0.1:{closed_port}/x?next=http://y"
+    result = run_check(EndpointCheck(name="n", url=url))
+    assert result.url == f"http://***@127.0.0.1:{closed_port}/x?next=http%3A%2F%2Fy"
+
+
+@pytest.mark.parametrize("use_proxy", [True, False])
+def test_use_proxy_follows_the_environment_or_goes_direct(
+    server: ScriptedServer, closed_port: int, monkeypatch: pytest.MonkeyPatch, use_proxy: bool
+) -> None:
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{closed_port}")
+    result = run_check(check("p", server.base + "/ok", use_proxy=use_proxy))
+    assert result.ok is not use_proxy
+    assert result.error == ("connection refused" if use_proxy else None)
+
+
+def test_no_pause_of_zero_and_a_gentle_backoff(closed_port: int) -> None:
+    pauses: list[float] = []
+    url = f"http://127.0.0.1:{closed_port}/"
+    run_check(EndpointCheck(name="n", url=url, retries=2, delay=0), sleep=pauses.append)
+    assert pauses == []
+    result = run_check(
+        EndpointCheck(name="n", url=url, retries=3, delay=1, backoff_factor=1.5, max_delay=9),
+        sleep=pauses.append,
+    )
+    assert pauses == [1.0, 1.5, 2.25]
+    assert result.error == "connection refused (after 4 attempts)"
+
+
+def test_the_number_of_attempts_is_told_from_the_second(closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/"
+    result = run_check(EndpointCheck(name="n", url=url, retries=1), sleep=lambda s: None)
+    assert result.error == "connection refused (after 2 attempts)"
+
+
+def test_a_long_body_is_cut_to_300_characters(server: ScriptedServer) -> None:
+    result = run_check(check("long", server.base + "/long", body_contains="absent"))
+    assert result.body_snippet == "x" * 300
+
+
+def test_checks_run_in_a_named_pool_of_at_most_16(monkeypatch: pytest.MonkeyPatch) -> None:
+    pools: list[dict[str, Any]] = []
+    real = http_checks.ThreadPoolExecutor
+
+    def pool(**kwargs: Any) -> Any:
+        pools.append(kwargs)
+        return real(**kwargs)
+
+    def fake_run(check: EndpointCheck) -> str:
+        return threading.current_thread().name
+
+    monkeypatch.setattr(http_checks, "ThreadPoolExecutor", pool)
+    monkeypatch.setattr(http_checks, "run_check", fake_run)
+    checks = [EndpointCheck(name=str(i), url="http://h/") for i in range(20)]
+    names = run_checks(checks)
+    assert pools == [{"max_workers": 16, "thread_name_prefix": "endpoint-check"}]
+    assert all(str(n).startswith("endpoint-check") for n in names)
+    assert run_checks(checks[:2], max_workers=2) != [threading.current_thread().name] * 2
+    assert run_checks(checks[:2], max_workers=1) == [threading.current_thread().name] * 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"name": "x"}, "every endpoint needs a url"),
+        ({"url": "http://x", "b": 1, "a": 2}, "unknown endpoint keys: a, b"),
+        ({"url": "http://x", "auth": {"type": "digest"}}, "auth.type must be one of bearer, basic, query"),
+    ],
+)  # fmt: skip
+def test_check_from_dict_refusals_in_full(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(CheckDefinitionError) as raised:
+        check_from_dict(spec)
+    assert str(raised.value) == message
+
+
+def test_failure_message_joins_every_failure(closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/"
+    results = [run_check(EndpointCheck(name=n, url=url)) for n in ("a", "b")]
+    assert failure_message(results) == (
+        f"2 of 2 endpoints failed: a ({url}): status=none, error=connection refused; "
+        f"b ({url}): status=none, error=connection refused"
+    )
