@@ -108,6 +108,8 @@ class RunRequest:
     vault_password_file: str | None = None
     vault_password: str | None = field(default=None, repr=False)
     user: str | None = None
+    #: environment of the ansible processes, over the driver's (no secrets: it is recorded)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def new_run_id() -> str:
@@ -544,6 +546,7 @@ class Driver:
                 path = files.write("secret-vars.json", json.dumps(request.secret_vars))
                 cmdline += ["-e", f"@{path}"]
             env = self.envvars()
+            env.update(request.env)
             env.update(self._vault_env(request, files))
             env[RUN_MARKER] = run_id
             self.artifacts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
