@@ -6,7 +6,7 @@
     genai-stack validate -l gpu-host            # playbooks/validate.yml
     genai-stack rotate -l gpu-host --secret-var genai_secret   # prompts, never on argv
     genai-stack run gpu_plan                    # any playbook of the project
-    genai-stack status                          # hosts, services, GPU plan, live health
+    genai-stack status [-l gpu-host]            # health, containers, GPU memory vs plan
     genai-stack panel --set-password            # then: genai-stack panel [--port 8765]
 
 Each event prints one line; the exit code is the playbook's rc (75 when a host is busy with
@@ -173,9 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     sub.add_parser("playbooks", help="list the project's playbooks")
 
-    status = sub.add_parser("status", help="hosts, services, GPU plan and live health")
+    status = sub.add_parser(
+        "status",
+        help="what runs now on the hosts: health, containers, GPU memory against the plan "
+        "(playbooks/status.yml, read-only)",
+    )
+    status.add_argument("-l", "--limit", help="host pattern, as ansible-playbook --limit")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument("--no-health", action="store_true", help="skip the health checks")
+    status.add_argument("--no-health", action="store_true",
+                        help="the stack model only (hosts, services, GPU plan): run nothing")  # fmt: skip
+    status.add_argument("--deadline", type=int, default=90, metavar="SECONDS",
+                        help="the longest the status run may take (default 90)")  # fmt: skip
     status.add_argument("--vault-password-file", help="for inventories with vaulted variables")
 
     panel = sub.add_parser("panel", help="serve the web panel (127.0.0.1 by default)")
@@ -244,7 +252,7 @@ def _run(args: argparse.Namespace, driver: Driver) -> int:
     return result.rc if 0 <= result.rc <= 255 else 1
 
 
-def _status(args: argparse.Namespace, driver: Driver) -> int:
+def _model(args: argparse.Namespace, driver: Driver) -> int:
     from genai_stack import stack
 
     try:
@@ -252,36 +260,89 @@ def _status(args: argparse.Namespace, driver: Driver) -> int:
     except DriverError as exc:
         print(f"genai-stack: {exc}", file=sys.stderr)
         return 1
-    health = [] if args.no_health else stack.check_health(driver, hosts)
     if args.json:
-        print(json.dumps({"hosts": [h.to_dict() for h in hosts],
-                          "health": [h.to_dict() for h in health]}, indent=2))  # fmt: skip
+        print(json.dumps({"hosts": [h.to_dict() for h in hosts]}, indent=2))
         return 0
-    by_key = {(h.host, h.service): h for h in health}
     for view in hosts:
         groups = ", ".join(view.groups) or "-"
         print(f"{view.name}  ({view.connection}; groups: {groups})")
         for problem in view.problems:
             print(f"  ! {problem}")
         for svc in view.services:
-            h = by_key.get((view.name, svc.name))
-            if h is None:
-                state = "-"
-            elif h.ok is None:
-                state = "not checked"
-            elif h.ok:
-                state = f"up ({h.status}, {h.latency_ms:.0f} ms)"
-            else:
-                state = f"DOWN ({h.error})"
             gpus = ",".join(str(g) for g in svc.gpus) or "-"
-            print(f"  {svc.name:<20} {svc.kind:<8} {svc.bind_address}:{svc.port:<6} "
-                  f"gpus={gpus:<6} {svc.health_path:<16} {state}")  # fmt: skip
+            print(f"  {svc.name:<20} {svc.kind:<8} {svc.bind_address}:{svc.port:<6} gpus={gpus}")
         if view.plan_table:
             print("  GPU plan:")
             for line in view.plan_table.splitlines():
                 print(f"    {line}")
-    unhealthy = [h for h in health if h.ok is False]
-    return 1 if unhealthy else 0
+    return 0
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1024:.1f} GiB"
+
+
+def print_status(result: Any, stream: TextIO) -> None:
+    """The status as the panel's Stack page shows it, one block per host."""
+    for host in result.hosts:
+        print(f"{host.name}: {host.state}" + (f" ({host.reason})" if host.reason else ""),
+              file=stream)  # fmt: skip
+        for note, text in (("credentials", host.credentials_error),
+                           ("docker", host.docker_error)):  # fmt: skip
+            if text:
+                print(f"  ! {note}: {text}", file=stream)
+        for svc in host.services:
+            c = svc.container
+            container = (f"{c.name} {c.status}" + (f"/{c.health}" if c.health else "")
+                         + f" restarts={c.restarts} {c.image}") if c else "no container"  # fmt: skip
+            state = svc.state.upper() if svc.state != "up" else "up"
+            if svc.state == "up" and svc.latency_ms is not None:
+                state += f" {len(svc.checks)} checks {svc.latency_ms:.0f} ms"
+            reason = f" ({svc.reason})" if svc.reason and svc.state != "up" else ""
+            print(f"  {svc.name:<20} {state}{reason}", file=stream)
+            print(f"  {'':<20} {container}", file=stream)
+        if host.gpus:
+            print("  GPU  used / total          planned            per service (used / planned)",
+                  file=stream)  # fmt: skip
+            for g in host.gpus:
+                used = (f"{_gib(g.memory_used_mib)} / {_gib(g.memory_total_mib)}"
+                        if g.measured else "not measured")  # fmt: skip
+                uses = ", ".join(
+                    f"{u.service} {_gib(u.used_mib)} / "
+                    + (_gib(u.planned_mib) if u.planned else "NOT PLANNED")
+                    + (" OVER" if u.over else "")
+                    for u in g.uses
+                )
+                if g.other_mib:
+                    uses += f", other processes {_gib(g.other_mib)}"
+                mark = "  OVER PLAN" if g.over else ""
+                print(f"  {g.index:<4} {used:<22} {g.planned_share:.2f} {_gib(g.planned_mib):<12} "
+                      f"{uses}{mark}", file=stream)  # fmt: skip
+        if host.gpu_reason:
+            print(f"  nvidia-smi: {host.gpu_reason}", file=stream)
+
+
+def _status(args: argparse.Namespace, driver: Driver) -> int:
+    if args.no_health:
+        return _model(args, driver)
+    from genai_stack import status
+
+    try:
+        result = status.collect(
+            driver, args.inventory, args.limit, args.vault_password_file, args.deadline
+        )
+    except (ProjectError, DriverError) as exc:
+        print(f"genai-stack: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_status(result, sys.stdout)
+        print(f"read by status.yml in {result.duration_s:.1f}s (run {result.run_id})")
+        if result.error:
+            print(f"genai-stack: {result.error}", file=sys.stderr)
+    healthy = not result.error and all(h.state == "ok" for h in result.hosts)
+    return 0 if healthy else 1
 
 
 def _panel(args: argparse.Namespace, project: Project) -> int:

@@ -1,9 +1,10 @@
-"""The stack as the inventory describes it: hosts, their services and GPU plan, and live health.
+"""The stack as the inventory describes it: hosts, their services and GPU plan.
 
 Hosts and groups come from ``ansible-inventory --list``; services and GPU plan from the stack
 model Ansible itself builds (``playbooks/stack_model.yml``, through the driver), so the panel and
 the CLI show the model the roles deploy, never a second reading of group_vars. Records hold no
-secret; a host whose model is refused shows the problems, each naming the variable.
+secret; a host whose model is refused shows the problems, each naming the variable. What runs
+now (health, containers, GPU memory) is read from the hosts by :mod:`genai_stack.status`.
 """
 
 from __future__ import annotations
@@ -83,20 +84,6 @@ class HostView:
             "plan_table": self.plan_table,
             "problems": self.problems,
         }
-
-
-@dataclass(frozen=True)
-class Health:
-    host: str
-    service: str
-    url: str
-    ok: bool | None
-    status: int | None = None
-    latency_ms: float | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _groups_of(inventory: dict[str, Any]) -> dict[str, list[str]]:
@@ -191,44 +178,3 @@ def load(
     names = sorted(set(hostvars) | set(groups))
     models = driver.stack_models(inventory, vault_password_file)
     return [host_view(h, hostvars.get(h) or {}, groups.get(h, []), models.get(h)) for h in names]
-
-
-def check_health(driver: Driver, hosts: list[HostView], timeout: float = 2.0) -> list[Health]:
-    """Each service's health path, checked concurrently (http_checks), where reachable.
-
-    Backends bind to loopback on their host, so only services of a local host are checked from
-    here; a remote host's are reported as not checked (``ok`` None).
-    """
-    http = driver.project.module_util("http_checks")
-    checks: list[Any] = []
-    targets: list[Service] = []
-    results: dict[tuple[str, str], Health] = {}
-    for view in hosts:
-        for service in view.services:
-            if not view.local:
-                results[(view.name, service.name)] = Health(
-                    view.name, service.name, service.health_url, None,
-                    error=f"backend bound to {service.bind_address} on {view.name}; "
-                    "checked by validate.yml, not from the panel",
-                )  # fmt: skip
-                continue
-            targets.append(service)
-            checks.append(
-                http.EndpointCheck(
-                    name=f"{view.name}/{service.name}",
-                    url=service.health_url,
-                    timeout=timeout,
-                    use_proxy=False,
-                )
-            )
-    for service, res in zip(targets, http.run_checks(checks), strict=True):
-        results[(service.host, service.name)] = Health(
-            host=service.host,
-            service=service.name,
-            url=str(res.url),
-            ok=bool(res.ok),
-            status=res.status,
-            latency_ms=res.latency_ms,
-            error=res.error,
-        )
-    return [results[(v.name, s.name)] for v in hosts for s in v.services]

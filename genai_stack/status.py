@@ -113,18 +113,26 @@ class GpuStatus:
         return int(self.planned_share * self.memory_total_mib)
 
     @property
+    def processes_mib(self) -> int | None:
+        """Memory of the processes on this GPU (services' and others'), without what the
+        driver itself holds."""
+        if not self.measured:
+            return None
+        return sum(u.used_mib or 0 for u in self.uses) + self.other_mib
+
+    @property
     def over(self) -> bool:
         """Real use beyond the plan: a service over its share or on a GPU not planned for it,
-        or the GPU's used memory beyond the sum of its shares."""
+        or the processes on the GPU beyond the sum of its shares."""
         if any(use.over for use in self.uses):
             return True
-        planned = self.planned_mib
-        used = self.memory_used_mib
-        return self.measured and planned is not None and used is not None and used > planned
+        planned, used = self.planned_mib, self.processes_mib
+        return planned is not None and used is not None and used > planned
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["planned_mib"] = self.planned_mib
+        data["processes_mib"] = self.processes_mib
         data["over"] = self.over
         data["uses"] = [{**asdict(u), "over": u.over} for u in self.uses]
         return data

@@ -1,6 +1,7 @@
 """The web panel: server-rendered pages over the driver (FastAPI, Jinja, SSE).
 
-Pages: ``/`` hosts, services with live health and the GPU plan, and the run form; ``/runs`` the
+Pages: ``/`` hosts, services with their health, containers and GPU memory read from the hosts
+(``playbooks/status.yml``, see :mod:`genai_stack.status`, refreshed live), and the run form; ``/runs`` the
 history; ``/runs/<id>`` one run with its live event stream (SSE), per-host stats and failed
 tasks. Everything but ``/login`` and ``/static`` needs a session; every POST checks the CSRF
 token. A run on a host that already has one is refused with HTTP 409.
@@ -33,7 +34,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.middleware.sessions import SessionMiddleware
 
-from genai_stack import stack
+from genai_stack import stack, status
 from genai_stack.driver import Driver, DriverError
 from genai_stack.events import RunEvent
 from genai_stack.locks import HostBusy, pid_alive
@@ -150,9 +151,12 @@ def create_app(config: PanelConfig) -> FastAPI:
             return {"hosts": [], "error": str(exc)}
 
     stack_cache = Cached(20.0, load_stack)
-    health_cache = Cached(
-        2.0, lambda: [h.to_dict() for h in stack.check_health(driver, stack_cache.get()["hosts"])]
-    )
+    # one status.yml run at a time, whatever the number of browsers polling
+    status_cache = status.StatusCache(
+        config.status_ttl_s,
+        lambda: status.collect(driver, config.inventory, None, config.vault_password_file,
+                               config.status_deadline_s),
+    )  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -181,6 +185,7 @@ def create_app(config: PanelConfig) -> FastAPI:
     app.state.driver = driver
     app.state.history = history
     app.state.manager = manager
+    app.state.status_cache = status_cache
 
     @app.exception_handler(HistoryBusy)
     @app.exception_handler(sqlite3.Error)
@@ -258,6 +263,7 @@ def create_app(config: PanelConfig) -> FastAPI:
 
     def dashboard(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
         data = stack_cache.get()
+        status_cache.get()  # the page fills in from /api/status; start a refresh if stale
         return render(
             request,
             "index.html",
@@ -330,14 +336,23 @@ def create_app(config: PanelConfig) -> FastAPI:
         if await checked_form(request) is None:
             return forbidden()
         stack_cache.clear()
-        health_cache.clear()
+        status_cache.clear()
         return RedirectResponse("/", status_code=303)
 
-    @app.get("/api/health")
-    def health(request: Request) -> Response:
+    @app.get("/api/status")
+    async def status_json(request: Request, wait: bool = False) -> Response:
+        """The last status of every GPU host (``null`` before the first run ends); a stale one
+        starts a refresh. ``wait``: wait for the refresh under way."""
         if not user_of(request):
             return JSONResponse({"detail": "login required"}, status_code=401)
-        return JSONResponse({"checked_at": time.time(), "services": health_cache.get()})
+        value = await asyncio.to_thread(status_cache.get, wait)
+        return JSONResponse(
+            {
+                "status": value.to_dict() if value else None,
+                "refreshing": status_cache.refreshing,
+                "now": time.time(),
+            }
+        )
 
     @app.get("/api/stack")
     def stack_json(request: Request) -> Response:

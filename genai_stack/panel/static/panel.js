@@ -1,4 +1,4 @@
-// genai_stack panel: live health on the stack page, live events on a run page.
+// genai_stack panel: live status (health, containers, GPUs) on the stack page, live events on a run page.
 // No inline script (the Content-Security-Policy forbids it); text only, never innerHTML.
 "use strict";
 
@@ -9,33 +9,108 @@ function el(tag, className, text) {
   return node;
 }
 
-// --- live health ------------------------------------------------------------------------
-async function refreshHealth() {
-  const cells = document.querySelectorAll("[data-health]");
-  if (!cells.length) return;
-  try {
-    const response = await fetch("/api/health", { credentials: "same-origin" });
-    if (!response.ok) return;
-    const data = await response.json();
-    const byKey = new Map(data.services.map((s) => [s.host + "/" + s.service, s]));
-    cells.forEach((cell) => {
-      const s = byKey.get(cell.dataset.health);
-      if (!s) return;
-      const dot = cell.querySelector(".dot");
-      const text = cell.querySelector(".text");
-      let state = "unknown";
-      let label = s.error || "not checked";
-      if (s.ok === true) {
-        state = "up";
-        label = "up · " + s.status + " · " + Math.round(s.latency_ms) + " ms";
-      } else if (s.ok === false) {
-        state = "down";
-        label = "down · " + (s.status ? s.status + " · " : "") + (s.error || "");
-      }
-      dot.className = "dot " + state;
-      text.textContent = label;
-      cell.title = s.url;
+// --- live status (status.yml on the hosts, through /api/status) --------------------------
+function setState(cell, state, label, title) {
+  cell.querySelector(".dot").className = "dot " + state;
+  cell.querySelector(".text").textContent = label;
+  if (title) cell.title = title;
+}
+
+function mib(value) {
+  if (value === null || value === undefined) return "–";
+  return (value / 1024).toFixed(1) + " GiB";
+}
+
+function serviceLabel(s) {
+  if (s.state === "up") {
+    const latency = s.latency_ms === null ? "" : " · " + Math.round(s.latency_ms) + " ms";
+    return "up · " + s.checks.length + " checks" + latency + (s.reason ? " · " + s.reason : "");
+  }
+  return s.state + (s.reason ? " · " + s.reason : "");
+}
+
+function containerLabel(c) {
+  if (!c) return "–";
+  const parts = [c.status];
+  if (c.health) parts.push(c.health);
+  parts.push(c.restarts + " restart" + (c.restarts === 1 ? "" : "s"));
+  parts.push(c.image);
+  return parts.join(" · ");
+}
+
+function gpuTable(host) {
+  if (!host.gpus.length) return el("p", "muted", "No GPU planned or found.");
+  const table = el("table", "gpus-now");
+  const head = el("tr");
+  ["GPU", "Name", "Used / total", "Planned", "Per service: used / planned", ""].forEach((h) => head.append(el("th", "", h)));
+  table.append(el("thead")).append(head);
+  const body = el("tbody");
+  host.gpus.forEach((g) => {
+    const row = el("tr", g.over ? "over" : "");
+    row.dataset.gpu = g.index;
+    row.append(el("td", "", g.index), el("td", "", g.name || "–"));
+    row.append(el("td", "", g.measured ? mib(g.memory_used_mib) + " / " + mib(g.memory_total_mib) : "not measured"));
+    row.append(el("td", "", g.planned_share.toFixed(2) + " · " + mib(g.planned_mib)));
+    const uses = el("td", "uses");
+    g.uses.forEach((u) => {
+      const used = u.used_mib === null ? "–" : mib(u.used_mib);
+      const text = u.service + ": " + used + " / " + (u.planned ? mib(u.planned_mib) : "not planned here");
+      uses.append(el("span", "tag" + (u.over ? " over" : ""), text));
     });
+    if (g.other_mib) uses.append(el("span", "tag muted", "other processes: " + mib(g.other_mib)));
+    row.append(uses);
+    row.append(el("td", g.over ? "bad" : "", g.over ? "over plan" : ""));
+    body.append(row);
+  });
+  table.append(body);
+  return table;
+}
+
+function showStatus(data) {
+  const status = data.status;
+  if (!status) return;
+  const hosts = new Map(status.hosts.map((h) => [h.name, h]));
+  document.querySelectorAll("[data-host-state]").forEach((cell) => {
+    const h = hosts.get(cell.dataset.hostState);
+    const when = new Date(status.checked_at * 1000).toLocaleTimeString();
+    if (!h) {
+      setState(cell, status.error ? "down" : "unknown", status.error || "not reported by status.yml (" + when + ")");
+      return;
+    }
+    const state = h.state === "ok" ? "up" : h.state === "degraded" ? "down" : h.state;
+    let label = h.state + (h.reason ? ": " + h.reason : "") + " · read at " + when + " in " + status.duration_s.toFixed(1) + " s";
+    if (h.credentials_error) label += " · credentials: " + h.credentials_error;
+    if (h.docker_error) label += " · docker: " + h.docker_error;
+    setState(cell, state, label);
+  });
+  document.querySelectorAll("[data-health]").forEach((cell) => {
+    const [hostName, name] = cell.dataset.health.split("/");
+    const h = hosts.get(hostName);
+    if (!h) return;
+    if (h.state === "unreachable" || h.state === "error") {
+      setState(cell, h.state === "unreachable" ? "unreachable" : "unknown", h.state + " · " + h.reason);
+      return;
+    }
+    const s = h.services.find((x) => x.name === name);
+    if (!s) return;
+    const failed = s.checks.filter((c) => !c.ok).map((c) => c.name + " (" + (c.status || c.error) + ")");
+    setState(cell, s.state, serviceLabel(s), failed.join("\n") || s.url);
+    const container = document.querySelector('[data-container="' + CSS.escape(cell.dataset.health) + '"]');
+    if (container) container.textContent = containerLabel(s.container);
+  });
+  document.querySelectorAll("[data-gpus]").forEach((box) => {
+    const h = hosts.get(box.dataset.gpus);
+    if (!h || h.state === "unreachable" || h.state === "error") return;
+    const parts = [gpuTable(h)];
+    if (h.gpu_reason) parts.push(el("p", "hint", "nvidia-smi: " + h.gpu_reason));
+    box.replaceChildren(...parts);
+  });
+}
+
+async function refreshStatus() {
+  try {
+    const response = await fetch("/api/status", { credentials: "same-origin" });
+    if (response.ok) showStatus(await response.json());
   } catch (err) {
     // the panel may be restarting; the next poll tries again
   }
@@ -113,9 +188,9 @@ function followRun(section) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  if (document.querySelector("[data-health]")) {
-    refreshHealth();
-    setInterval(refreshHealth, 5000);
+  if (document.querySelector("[data-host-state]")) {
+    refreshStatus();
+    setInterval(refreshStatus, 5000);
   }
   const run = document.getElementById("run");
   if (run && run.dataset.status === "running") followRun(run);
