@@ -602,6 +602,18 @@ def test_each_problem_is_reported_in_full(change: dict[str, Any], problems: list
     assert problem_list(change) == problems
 
 
+def test_the_highest_port_is_a_port() -> None:
+    assert one({"port": 65535})["port"] == 65535
+
+
+def test_an_empty_list_is_refused_in_full() -> None:
+    with pytest.raises(forge.ForgeSpecError) as err:
+        forge.normalize([], None, variable="my_instances")
+    assert str(err.value) == (
+        "invalid Forge instances:\n- my_instances must be a non-empty list of instances"
+    )
+
+
 def test_the_default_image_and_root_dir_apply_without_role_defaults() -> None:
     instance = one({})
     assert instance["image"] == "ghcr.io/ai-dock/stable-diffusion-webui-forge:latest-cuda"
@@ -609,8 +621,8 @@ def test_the_default_image_and_root_dir_apply_without_role_defaults() -> None:
 
 
 def test_role_defaults_fill_instance_keys_only() -> None:
-    instance = one({}, {"root_dir": "/srv/forge/", "memory_share": 0.4, "load_timeout": None})
-    assert instance["workspace"] == "/srv/forge/x/workspace"
+    instance = one({}, {"root_dir": "/srv/BOX/", "memory_share": 0.4, "load_timeout": None})
+    assert instance["workspace"] == "/srv/BOX/x/workspace"
     assert instance["memory_share"] == 0.4 and instance["load_timeout"] == 900
     assert "root_dir" not in instance and "image_tag" in instance
 
