@@ -1,6 +1,7 @@
 """End to end: the panel served by uvicorn, driven in headless Chromium by Playwright.
 
-Logs in, reads the demo inventory's host with its services, live health and GPU plan, starts
+Logs in, reads the demo inventory's host with its services, their health (status.yml, ComfyUI
+with its token), containers and GPUs against the plan, starts
 ``validate`` (``gpu_plan`` when the project has no validate.yml yet) on gpu-host, watches the
 events arrive over SSE and the result appear, sees a second run on the busy host refused, and
 saves screenshots under ``$GENAI_CACHE/artifacts`` (``.cache/artifacts``): panel-e2e-stack.png,
@@ -138,13 +139,27 @@ def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
             expect(host).to_be_visible()
             expect(host.locator("table.services")).to_contain_text("qwen3-medium")
             expect(host.locator("table.gpus")).to_contain_text("qwen3-micro")
-            # what the panel shows is what the service answers (the demo may or may not run here)
-            try:
-                up = requests.get("http://127.0.0.1:5000/health", timeout=2).status_code == 200
-            except requests.RequestException:
-                up = False
+
+            # what the panel shows is what the service answers (the demo may or may not run
+            # here), read from the host by status.yml with validate.yml's credentials
+            def answers(url: str) -> bool:
+                try:
+                    return requests.get(url, timeout=2).status_code in (200, 401)
+                except requests.RequestException:
+                    return False
+
+            up = answers("http://127.0.0.1:5000/health")
             health = host.locator('[data-health$="/qwen3-micro"] .text')
-            expect(health).to_have_text(re.compile(r"^up " if up else r"^down "), timeout=30_000)
+            expect(health).to_have_text(re.compile(r"^up " if up else r"^down "), timeout=180_000)
+            # ComfyUI-Login refuses a request without its token (401): the panel sends it
+            comfy = host.locator('[data-health$="/comfyui"] .text')
+            if answers("http://127.0.0.1:8188/system_stats"):
+                expect(comfy).to_have_text(re.compile(r"^up · 2 checks"))
+                expect(host.locator('[data-container$="/comfyui"]')).to_contain_text("running")
+            else:
+                expect(comfy).to_have_text(re.compile(r"^down · "))
+            expect(host.locator("[data-host-state] .text")).to_contain_text("read at")
+            expect(host.locator('.gpu-now tr[data-gpu="0"]')).to_contain_text("comfyui")
             page.screenshot(path=str(ARTIFACTS / "panel-e2e-stack.png"), full_page=True)
 
             # a run from elsewhere (the CLI, say) holds the host: the panel refuses with 409

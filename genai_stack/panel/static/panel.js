@@ -43,7 +43,9 @@ function gpuTable(host) {
   const table = el("table", "gpus-now");
   const head = el("tr");
   ["GPU", "Name", "Used / total", "Planned", "Per service: used / planned", ""].forEach((h) => head.append(el("th", "", h)));
-  table.append(el("thead")).append(head);
+  const thead = el("thead");
+  thead.append(head);
+  table.append(thead);
   const body = el("tbody");
   host.gpus.forEach((g) => {
     const row = el("tr", g.over ? "over" : "");
