@@ -417,3 +417,36 @@ def test_panel_serves_the_status_of_every_host(
         for _ in range(5):  # within the interval: the same result, no new run
             assert client.get("/api/status").json()["status"]["run_id"] == data["status"]["run_id"]
         assert client.app.state.status_cache.runs == runs  # type: ignore[attr-defined]
+
+
+# -- the fake nvidia-smi's processes --------------------------------------------------------------
+def test_fake_nvidia_smi_reports_a_vllm_process_share_of_its_gpu(tmp_path: Path) -> None:
+    claimer = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "--gpu-memory-utilization", "0.25"],
+        env={**os.environ, "NVIDIA_VISIBLE_DEVICES": "1"},
+    )
+    env = {**os.environ, "FAKE_NVIDIA_SMI_CONFIG": str(tmp_path / "none.json"),
+           "FAKE_NVIDIA_SMI_PROCESSES": "scan"}  # fmt: skip
+    env.pop("FAKE_NVIDIA_SMI_GPUS", None)
+    try:
+        for _ in range(100):  # until the child has exec'd python with its arguments
+            if b"--gpu-memory-utilization" in Path(f"/proc/{claimer.pid}/cmdline").read_bytes():
+                break
+            time.sleep(0.02)
+        fake = [sys.executable, str(FAKE_SMI)]
+        apps = subprocess.run(
+            [*fake, "--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader,nounits"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        gpus = subprocess.run(
+            [*fake, "--query-gpu=index,uuid,memory.used", "--format=csv,noheader,nounits"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        claimer.kill()
+        claimer.wait()
+    uuid = {line.split(", ")[0]: line.split(", ")[1] for line in gpus.splitlines()}
+    mine = [line.split(", ") for line in apps.splitlines() if line.startswith(f"{claimer.pid}, ")]
+    assert mine == [[str(claimer.pid), uuid["1"], str(int(0.25 * 24576))]]
+    used = {line.split(", ")[0]: int(line.split(", ")[2]) for line in gpus.splitlines()}
+    assert used["1"] >= 1 + 6144  # the configured 1 MiB plus this process's share
