@@ -25,7 +25,7 @@ description:
   - ComfyUI-Login reads the file once, when ComfyUI starts; restart ComfyUI when this module
     reports RV(hash_changed) or RV(user_changed) (compare with a handler).
 author:
-  - genai_stack team
+  - genai_stack team (@myia)
 attributes:
   check_mode:
     support: full

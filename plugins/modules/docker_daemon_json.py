@@ -25,7 +25,7 @@ description:
     last. A new file is created with mode C(0644).
   - The module does not restart dockerd; notify a handler when RV(ignore:changed) is true.
 author:
-  - genai_stack team
+  - genai_stack team (@myia)
 attributes:
   check_mode:
     support: full

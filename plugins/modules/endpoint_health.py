@@ -25,7 +25,7 @@ description:
     a healthy answer unless its status is listed in O(endpoints[].status)).
   - The module only reads, so it also runs in check mode, and it never reports a change.
 author:
-  - genai_stack team
+  - genai_stack team (@myia)
 attributes:
   check_mode:
     support: full
@@ -43,7 +43,7 @@ options:
     suboptions:
       name:
         description:
-          - Name used in results, in O(failed_endpoints) and in the failure message.
+          - Name used in results, in RV(failed_endpoints) and in the failure message.
           - Defaults to the URL (with credentials masked).
         type: str
       url:

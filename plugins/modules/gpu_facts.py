@@ -23,7 +23,7 @@ description:
   - Memory figures the driver cannot give (C([N/A]), C([Not Supported])) are returned as null.
   - The module only reads, so it runs in check mode too and never reports a change.
 author:
-  - genai_stack team
+  - genai_stack team (@myia)
 attributes:
   check_mode:
     support: full
@@ -116,7 +116,7 @@ reason:
   description: Why no GPU was found; empty when GPUs were found.
   returned: always
   type: str
-  sample: "NVIDIA driver not usable (nvidia-smi exit 9): NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
+  sample: "NVIDIA driver not usable (nvidia-smi exit 9): NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
 wsl:
   description: Whether the host is WSL2 (C(microsoft) in C(/proc/version)).
   returned: always

@@ -21,7 +21,7 @@ description:
   - Sets the fact O(fact) (C(genai_stack)), which roles, playbooks, token_sync, the proxies and
     the panel read. Changes nothing, so it runs in check mode.
 author:
-  - genai_stack team
+  - genai_stack team (@myia)
 attributes:
   check_mode:
     support: full
@@ -76,18 +76,27 @@ model:
     services:
       description: One record per service (name, kind, source, hostname, bind_address, port,
         backend_url, gpus, health and ready paths, auth, proxy facts).
+      type: list
+      elements: dict
     specs:
       description: Per kind, the checked specs its role deploys.
+      type: dict
     gpu_plan:
       description: The GPU plan of the host (gpus, services, waves, table).
+      type: dict
     plans:
       description: Per kind, the plan of its services alone (the start order in its project).
+      type: dict
     proxies:
       description: Per proxy role this host runs, its rules.
+      type: dict
     clients:
       description: The client .env files (path, services, public, mode).
+      type: list
+      elements: dict
     ports:
       description: Every port of the host, with the variable that sets it.
+      type: dict
 problems:
   description: Every problem found, one per line.
   returned: failure

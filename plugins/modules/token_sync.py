@@ -24,9 +24,9 @@ description:
   - Every file is read and checked (keys, values, directories) before any is written, so bad
     input or a missing directory fails the task with nothing changed.
   - A symbolic link is followed and its target is written (the link stays).
-  - RV(changed) is true only when a value, the file's existence, or its mode or owner changed.
+  - C(changed) is true only when a value, the file's existence, or its mode or owner changed.
 author:
-  - genai_stack team
+  - genai_stack team (@myia)
 attributes:
   check_mode:
     support: full
