@@ -428,6 +428,11 @@ WS = "must be a list of paths like /ws (letters, digits, . _ ~ - /)"
             id="overrides-unknown",
         ),
         pytest.param(
+            [rec("a"), rec("b", port=2)], {"overrides": {"x": {}}},
+            ["p_overrides['x']: 'x' is not a service of p_services (known: a, b)"],
+            id="overrides-unknown-names-the-known",
+        ),
+        pytest.param(
             [rec("a"), rec("b", port=2)], {"overrides": {"a": 1, "b": "x"}},
             ["p_overrides['a']: must be a dict", "p_overrides['b']: must be a dict"],
             id="override-not-a-dict",
