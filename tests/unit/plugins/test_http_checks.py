@@ -912,6 +912,7 @@ def test_ssl_contexts_are_shared_until_the_ca_file_changes(
     unchecked = EndpointCheck(name="n", url="https://h/", validate_certs=False)
     context = http_checks._ssl_context(unchecked)
     assert context.verify_mode == ssl.CERT_NONE and context.check_hostname is False
+    assert context.protocol == ssl.PROTOCOL_TLS_CLIENT
     assert http_checks._ssl_context(unchecked) is context
     default = http_checks._ssl_context(EndpointCheck(name="n", url="https://h/"))
     assert default.verify_mode == ssl.CERT_REQUIRED and default.check_hostname is True
