@@ -18,4 +18,4 @@ case "${1:-all}" in
 esac
 # Side by side in GENAI_TEST_WORKERS workers (0: in this process): most of the suite waits on
 # containers and playbooks, not on the CPU. Groups: tests/conftest.py.
-exec pytest -p no:cacheprovider -ra -n "${GENAI_TEST_WORKERS:-3}" --dist loadscope "${paths[@]}" "$@"
+exec pytest -p no:cacheprovider -ra -n "${GENAI_TEST_WORKERS:-3}" --dist loadscope --no-loadscope-reorder "${paths[@]}" "$@"

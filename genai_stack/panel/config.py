@@ -33,7 +33,7 @@ class PanelConfig:
     #: how long a run's end is tried again while the history database is locked
     history_retry_s: float = 30.0
     #: how long a status (status.yml's reports) is served before a new run
-    status_ttl_s: float = 15.0
+    status_ttl_s: float = 60.0
     #: how long one status run may take
     status_deadline_s: int = 90
 

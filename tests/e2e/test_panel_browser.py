@@ -103,7 +103,35 @@ def panel(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code in (200, 401)
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[None]:
+    """The demo stack as `make demo` deploys it; taken down after the test unless it ran before."""
+    was_up = answers("http://127.0.0.1:5000/health") and answers(
+        "http://127.0.0.1:8188/system_stats"
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "site.yml", "-l", HOST],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    yield
+    for project in () if was_up else ("vllm", "comfyui", "forge"):
+        subprocess.run(
+            ["docker", "compose", "-p", project, "down", "--timeout", "2"],
+            capture_output=True,
+            check=False,
+        )
+
+
+def test_login_run_validate_and_watch_it(panel: str, demo: None, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     state_dir = tmp_path / "state"
@@ -140,27 +168,30 @@ def test_login_run_validate_and_watch_it(panel: str, tmp_path: Path) -> None:
             expect(host.locator("table.services")).to_contain_text("qwen3-medium")
             expect(host.locator("table.gpus")).to_contain_text("qwen3-micro")
 
-            # what the panel shows is what the service answers (the demo may or may not run
-            # here), read from the host by status.yml with validate.yml's credentials
-            def answers(url: str) -> bool:
-                try:
-                    return requests.get(url, timeout=2).status_code in (200, 401)
-                except requests.RequestException:
-                    return False
-
-            up = answers("http://127.0.0.1:5000/health")
+            # read from the host by status.yml with validate.yml's credentials: ComfyUI-Login
+            # refuses a request without its token (401), the panel sends it
             health = host.locator('[data-health$="/qwen3-micro"] .text')
-            expect(health).to_have_text(re.compile(r"^up " if up else r"^down "), timeout=180_000)
-            # ComfyUI-Login refuses a request without its token (401): the panel sends it
+            expect(health).to_have_text(re.compile(r"^up "), timeout=180_000)
             comfy = host.locator('[data-health$="/comfyui"] .text')
-            if answers("http://127.0.0.1:8188/system_stats"):
-                expect(comfy).to_have_text(re.compile(r"^up · 2 checks"))
-                expect(host.locator('[data-container$="/comfyui"]')).to_contain_text("running")
-            else:
-                expect(comfy).to_have_text(re.compile(r"^down · "))
+            expect(comfy).to_have_text(re.compile(r"^up · 2 checks"))
+            expect(host.locator('[data-container$="/comfyui"]')).to_contain_text("running")
             expect(host.locator("[data-host-state] .text")).to_contain_text("read at")
             expect(host.locator('.gpu-now tr[data-gpu="0"]')).to_contain_text("comfyui")
             page.screenshot(path=str(ARTIFACTS / "panel-e2e-stack.png"), full_page=True)
+
+            # a stopped service shows down, with the reason, once the hosts are read again
+            subprocess.run(["docker", "stop", "-t", "2", "vllm-qwen3-micro"], check=True,
+                           capture_output=True)  # fmt: skip
+            try:
+                page.click("#refresh-button")
+                expect(health).to_have_text(
+                    re.compile(r"^down · container vllm-qwen3-micro exited"), timeout=180_000
+                )
+                expect(host.locator('[data-container$="/qwen3-micro"]')).to_contain_text("exited")
+                expect(comfy).to_have_text(re.compile(r"^up · 2 checks"))
+            finally:
+                subprocess.run(["docker", "start", "vllm-qwen3-micro"], check=False,
+                               capture_output=True)  # fmt: skip
 
             # a run from elsewhere (the CLI, say) holds the host: the panel refuses with 409
             driver = Driver(Project(ROOT), state_dir)

@@ -142,6 +142,7 @@ def toolkit_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         done = run(argv, env=env)
         assert done.returncode == 0, done.stderr
     (root / "gpgkey").write_text(run(["gpg", "--armor", "--export"], env=env).stdout)
+    run(["gpgconf", "--kill", "gpg-agent"], env=env)  # gpg started it; nothing outlives the test
     server, url = serve(root)
     yield url
     server.shutdown()
