@@ -129,6 +129,64 @@ def test_malformed_output_is_an_error(text: str, error: str) -> None:
         nvidia_smi.interpret(0, text)
 
 
+@pytest.mark.parametrize(
+    ("value", "mib"),
+    [("N/A", None), ("n/a", None), ("[N/A]", None), (" ", None), ("11441MiB", 11441),
+     ("11441 MiB", 11441), ("2048.0", 2048)],
+)  # fmt: skip
+def test_memory_figures(value: str, mib: int | None) -> None:
+    assert nvidia_smi.parse_mib(value) == mib
+
+
+@pytest.mark.parametrize("value", ["[N/A", "N/A]", "12]", "[12"])
+def test_a_half_bracketed_memory_figure_is_an_error(value: str) -> None:
+    with pytest.raises(nvidia_smi.NvidiaSmiParseError) as err:
+        nvidia_smi.parse_mib(value)
+    assert str(err.value) == f"not a memory figure in MiB: {value!r}"
+
+
+def test_too_few_fields_names_every_field() -> None:
+    with pytest.raises(nvidia_smi.NvidiaSmiParseError) as err:
+        nvidia_smi.parse_line("0, GPU-x, NVIDIA GeForce RTX 3090")
+    assert str(err.value) == (
+        "expected 5 fields (index, uuid, name, memory.total, memory.used), got 3: "
+        "'0, GPU-x, NVIDIA GeForce RTX 3090'"
+    )
+
+
+def test_first_line() -> None:
+    assert nvidia_smi.first_line("") == ""
+    assert nvidia_smi.first_line(" \n\n") == ""
+    assert nvidia_smi.first_line("\n  one  \ntwo\n") == "one"
+
+
+def test_a_silent_failure_says_no_output() -> None:
+    assert nvidia_smi.interpret(4, "") == (
+        [],
+        nvidia_smi.ERROR,
+        "nvidia-smi failed (exit 4): no output",
+    )
+    assert nvidia_smi.interpret(4, " \n", "\n") == (
+        [],
+        nvidia_smi.ERROR,
+        "nvidia-smi failed (exit 4): no output",
+    )
+
+
+def test_stdout_and_stderr_are_separate_lines() -> None:
+    # stdout without a final newline: its first line must not run into stderr
+    assert nvidia_smi.interpret(4, "Insufficient Permissions", "see the log") == (
+        [],
+        nvidia_smi.ERROR,
+        "nvidia-smi failed (exit 4): Insufficient Permissions",
+    )
+    assert nvidia_smi.interpret(4, "", "see the log") == (
+        [],
+        nvidia_smi.ERROR,
+        "nvidia-smi failed (exit 4): see the log",
+    )
+
+
 def test_driver_error_is_no_gpu_with_the_message() -> None:
     gpus, status, reason = nvidia_smi.interpret(9, DRIVER_ERROR)
     assert gpus == [] and status == nvidia_smi.DRIVER_ERROR

@@ -6,6 +6,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.myia.genai_stack.plugins.filter.gpu_plan import gpu_plan
+from ansible_collections.myia.genai_stack.plugins.module_utils import gpu_plan as engine
 
 GPUS = [{"index": 0, "name": "RTX 4090"}, {"index": 1, "name": "RTX 4090"}, 2]
 
@@ -146,3 +147,65 @@ def test_every_problem_is_one_line_under_one_title() -> None:
         "- GPU 0: memory shares sum to 3, over the ceiling 1: a (1.5), a (1.5) "
         "(vllm_qwen3_models[a], vllm_qwen3_models[a])",
     ]
+
+
+# --- the engine itself (module_utils.gpu_plan), as stack_model calls it --------------------------
+
+
+def engine_problems(wishes: list[dict[str, Any]], **kwargs: Any) -> list[str]:
+    with pytest.raises(engine.GpuPlanError) as err:
+        engine.plan(wishes, kwargs.pop("gpus", GPUS), **kwargs)
+    assert str(err.value) == "GPU plan rejected:\n- " + "\n- ".join(err.value.problems)
+    return err.value.problems
+
+
+def test_a_wish_without_a_name_is_named_by_its_source_and_still_summed() -> None:
+    wishes = [{"source": "x[0]", "gpus": [0], "memory_share": 0.6}, wish("b", [0], 0.6)]
+    assert engine_problems(wishes) == [
+        "x[0]: a service needs a name",
+        "GPU 0: memory shares sum to 1.2, over the ceiling 1:  (0.6), b (0.6) "
+        "(, vllm_qwen3_models[b])",
+    ]
+
+
+def test_a_wish_without_a_source_is_named_by_its_service() -> None:
+    assert engine_problems([{"service": "a", "gpus": [0], "memory_share": 1.5}]) == [
+        "service 'a' (a): memory share 1.5 must be in (0, 1] (a)",
+        "GPU 0: memory shares sum to 1.5, over the ceiling 1: a (1.5) (a)",
+    ]
+
+
+def test_a_missing_share_counts_as_zero() -> None:
+    assert engine_problems([{"service": "a", "source": "x[0]", "gpus": [0]}]) == [
+        "service 'a' (x[0]): a memory share is required (x[0].memory_share)",
+        "service 'a' (x[0]): memory share 0.0 must be in (0, 1] (x[0])",
+    ]
+
+
+def test_port_65535_is_the_last_valid_port() -> None:
+    assert engine.plan([wish("a", [0], 0.4, port=65535)], GPUS)["services"]["a"]["port"] == 65535
+    assert engine_problems([wish("a", [0], 0.4, port=65536)]) == [
+        "service 'a' (vllm_qwen3_models[a]): port 65536 is not a valid port "
+        "(vllm_qwen3_models[a].port)"
+    ]
+
+
+def test_a_service_without_gpu_or_source_gets_no_share_and_its_name_as_source() -> None:
+    plan = engine.plan([{"service": "cpu", "port": 6000}], GPUS)
+    assert plan["services"] == {
+        "cpu": {"gpus": [], "memory_share": 0.0, "port": 6000, "after": [], "wave": 0,
+                "source": "cpu"},
+    }  # fmt: skip
+    assert plan["waves"] == [["cpu"]]
+
+
+def test_share_sums_are_rounded_to_six_decimals() -> None:
+    # 0.5000002 + 0.5000002 = 1.0000004, which rounds to 1.0: at the ceiling, accepted
+    plan = engine.plan([wish("a", [0], 0.5000002), wish("b", [0], 0.5000002)], GPUS)
+    assert plan["gpus"][0]["memory_share"] == 1.0
+
+
+def test_a_sum_within_1e_9_of_the_ceiling_is_at_the_ceiling() -> None:
+    # 0.999999999 + 1e-9 is 1.0 in floating point: a sum of exactly 1.0 is not over it
+    plan = engine.plan([wish("a", [0], 1.0)], GPUS, ceiling=0.999999999)
+    assert plan["gpus"][0]["memory_share"] == 1.0
