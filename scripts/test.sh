@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG="$ROOT/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$ROOT/collec
 export PATH="$ROOT/.venv/bin:$PATH" GENAI_CACHE="$ROOT/.cache"
 case "${1:-all}" in
   lint|unit|integration|e2e|molecule) paths=("tests/$1"); shift ;;
-  all) paths=(tests/molecule tests/integration tests/e2e tests/unit tests/lint); [ $# -gt 0 ] && shift ;;  # longest first
+  all) paths=(tests/molecule tests/integration tests/lint tests/e2e tests/unit); [ $# -gt 0 ] && shift ;;  # longest first
   *) paths=() ;;
 esac
 # Side by side in GENAI_TEST_WORKERS workers (0: in this process): most of the suite waits on
