@@ -203,6 +203,15 @@ class Lab:
         ])  # fmt: skip
         assert started.returncode == 0, started.stderr
 
+    def running(self) -> Iterator[Lab]:
+        """The host started and the README's steps done, for as long as the fixture lives."""
+        self.start()
+        try:
+            self.readme_steps()
+            yield self
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         for project in ("vllm", "comfyui", "forge"):
             run(["docker", "compose", "-p", f"prod{self.distro}-{project}", "down", "-t", "2"])
@@ -329,14 +338,10 @@ def bare(
     compose_release: str,
 ) -> Iterator[Lab]:
     """A fresh host without docker: nvidia_runtime installs the engine and compose v2."""
-    host = Lab(
+    yield from Lab(
         request.param, tmp_path_factory.mktemp(f"bare{request.param}"), model_server,
         toolkit_repo, compose_release,
-    )  # fmt: skip
-    host.start()
-    host.readme_steps()
-    yield host
-    host.stop()
+    ).running()  # fmt: skip
 
 
 def test_a_bare_host_gets_docker_and_compose_from_debian(bare: Lab) -> None:
@@ -377,11 +382,7 @@ def lab(
     toolkit_repo: str,
 ) -> Iterator[Lab]:
     lab_dir = tmp_path_factory.mktemp(f"lab{request.param}")
-    host = Lab(request.param, lab_dir, model_server, toolkit_repo)
-    host.start()
-    host.readme_steps()
-    yield host
-    host.stop()
+    yield from Lab(request.param, lab_dir, model_server, toolkit_repo).running()
 
 
 def test_the_host_is_reached_over_ssh_as_admin_with_become(lab: Lab) -> None:

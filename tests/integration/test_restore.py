@@ -104,7 +104,7 @@ def test_each_host_is_restored_from_its_own_backup(bed: Bed) -> None:
         assert bed.files(name) == before[name], name
     # what host-a held before the restore is kept on the host
     snapshots = list((bed.root("host-a") / ".previous").glob("restore-*.tar.gz"))
-    assert len(snapshots) == 1
+    assert len(snapshots) == 1 and snapshots[0].stat().st_mode & 0o777 == 0o600
     with tarfile.open(snapshots[0]) as tar:
         kept = tar.extractfile("vllm/compose.yaml")
         assert kept is not None and kept.read() == b"host-a v2\n"
