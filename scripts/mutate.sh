@@ -7,7 +7,7 @@
 # (.cache/mutate/ansible_collections/myia/genai_stack/), with real files instead of the symlink.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK="$ROOT/.cache/mutate"
+WORK="${MUTATE_WORK:-$ROOT/.cache/mutate}"  # one per concurrent run
 COPY="$WORK/ansible_collections/myia/genai_stack"
 rm -rf "$WORK"
 mkdir -p "$COPY/tests/unit"
