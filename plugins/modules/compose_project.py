@@ -1,0 +1,407 @@
+# Copyright: (c) 2026, genai_stack team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module: write a compose project's files in one call, keep and restore its snapshot."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: compose_project
+short_description: Write a compose project's directories, env files and compose file in one call
+version_added: "0.3.0"
+description:
+  - The file side of the role C(myia.genai_stack.compose_rollout), the compose engine of the
+    service roles. One call replaces a task per directory and per file.
+  - V(present) creates the O(directories), then writes the O(env_files) and the O(compose) file, each only when its content, mode or owner differs, and
+    atomically (a temporary file in the same directory, renamed). The compose file is checked
+    with C(docker compose config --quiet) before it replaces the old one; a file docker refuses
+    is never written.
+  - V(snapshot) copies the project's files (those matching O(patterns)) into O(snapshot_dir)
+    (mode C(0700)) and removes the snapshot files no longer deployed, so that the snapshot is
+    exactly the deployed version.
+  - V(restored) puts the snapshot's files back and removes the project files the snapshot did
+    not hold. Without a snapshot it changes nothing and returns RV(restored=false).
+  - The content of O(env_files) is never logged nor shown; their diff lists the variable names of
+    each C(KEY=value) line, a changed value marked, never a value.
+author:
+  - genai_stack team (@myia)
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change (with the diff) and writes nothing.
+  diff_mode:
+    support: full
+    description: The compose file's text before and after; env files by variable name only.
+options:
+  project_dir:
+    description: The project directory, where O(env_files) and C(compose.yaml) are written.
+    type: path
+    required: true
+  state:
+    description: What to do, see the description.
+    type: str
+    choices: [present, snapshot, restored]
+    default: present
+  mode:
+    description: Mode of O(project_dir) with O(state=present).
+    type: str
+    default: "0750"
+  directories:
+    description:
+      - Directories to create (with their parents) before the files, with O(state=present), as
+        path to mode, parents first.
+    type: dict
+    default: {}
+  owner:
+    description: Owner of the O(directories) (name or uid); unset keeps the current one.
+    type: str
+  group:
+    description: Group of the O(directories) (name or gid); unset keeps the current one.
+    type: str
+  env_files:
+    description:
+      - Env files written into O(project_dir) with O(state=present), mode C(0600), as file name to
+        whole content. The contents are never logged; their diff shows variable names only.
+    type: dict
+    default: {}
+  compose:
+    description:
+      - Content of C(compose.yaml), with O(state=present). Unset leaves the compose file alone.
+    type: str
+  validate:
+    description: Check a new compose file with C(docker compose config --quiet) first.
+    type: bool
+    default: true
+  snapshot_dir:
+    description: Where the snapshot is kept; required with O(state=snapshot) and O(state=restored).
+    type: path
+  patterns:
+    description: The project's files that make a version (shell patterns of file names).
+    type: list
+    elements: str
+    default: [compose.yaml, "*.env"]
+"""
+
+EXAMPLES = r"""
+- name: Write the project (directories, env files, compose file)
+  myia.genai_stack.compose_project:
+    project_dir: /opt/genai/vllm
+    directories:
+      /opt/genai/hf-cache: "0755"
+    env_files:
+      qwen3-micro.env: "VLLM_API_KEY={{ key }}\n"
+    compose: "{{ lookup('ansible.builtin.template', 'compose.yaml.j2') }}"
+
+- name: Keep the deployed version
+  myia.genai_stack.compose_project:
+    project_dir: /opt/genai/vllm
+    state: snapshot
+    snapshot_dir: /opt/genai/vllm/.previous
+
+- name: Put the kept version back
+  myia.genai_stack.compose_project:
+    project_dir: /opt/genai/vllm
+    state: restored
+    snapshot_dir: /opt/genai/vllm/.previous
+  register: back
+"""
+
+RETURN = r"""
+written:
+  description: Names of the files (in O(project_dir)) written, or that would be in check mode.
+  returned: state=present
+  type: list
+  elements: str
+  sample: [qwen3-micro.env, compose.yaml]
+created_directories:
+  description: Directories that did not exist (or would not, in check mode) before the call.
+  returned: state=present
+  type: list
+  elements: str
+kept:
+  description: File names now in the snapshot (state=snapshot) or put back (state=restored).
+  returned: state=snapshot or state=restored
+  type: list
+  elements: str
+removed:
+  description: File names removed from the snapshot or the project.
+  returned: state=snapshot or state=restored
+  type: list
+  elements: str
+restored:
+  description: Whether a snapshot was there to put back.
+  returned: state=restored
+  type: bool
+"""
+
+import fnmatch
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+COMPOSE = "compose.yaml"
+
+
+def file_args(
+    path: str, mode: str | None, owner: str | None = None, group: str | None = None
+) -> dict[str, Any]:
+    return {
+        "path": path,
+        "mode": mode,
+        "owner": owner,
+        "group": group,
+        "secontext": [None, None, None],
+        "attributes": None,
+    }
+
+
+def read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def masked(text: str | None, other: str | None) -> str:
+    """A dotenv text shown by variable name: a value that differs from `other`'s is marked."""
+    if text is None:
+        return ""
+
+    def values(t: str | None) -> dict[str, str]:
+        pairs = (
+            line.split("=", 1)
+            for line in (t or "").splitlines()
+            if "=" in line and not line.startswith("#")
+        )
+        return {key: value for key, value in pairs}
+
+    mine, theirs = values(text), values(other)
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("#") or "=" not in line:
+            lines.append(line)
+            continue
+        key = line.split("=", 1)[0]
+        lines.append(
+            f"{key}=*** (changed)" if key in theirs and theirs[key] != mine[key] else f"{key}=***"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def project_files(directory: str, patterns: list[str]) -> list[str]:
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        name
+        for name in os.listdir(directory)
+        if os.path.isfile(os.path.join(directory, name))
+        and any(fnmatch.fnmatch(name, p) for p in patterns)
+    )
+
+
+class Project:
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.dir: str = module.params["project_dir"]
+        self.changed = False
+        self.diff: list[dict[str, str]] = []
+
+    def attrs(self, args: dict[str, Any]) -> None:
+        """Set mode/owner/group; check mode only reports them."""
+        if os.path.exists(args["path"]):
+            diff: dict[str, Any] = {
+                "before": {"path": args["path"]},
+                "after": {"path": args["path"]},
+            }
+            self.changed = (
+                self.module.set_fs_attributes_if_different(args, False, diff) or self.changed
+            )
+
+    def directory(
+        self, path: str, mode: str, owner: str | None = None, group: str | None = None
+    ) -> bool:
+        created = not os.path.isdir(path)
+        if created:
+            self.changed = True
+            self.diff.append(
+                {
+                    "before_header": path,
+                    "before": "(absent)\n",
+                    "after_header": path,
+                    "after": "(directory)\n",
+                }
+            )
+            if not self.module.check_mode:
+                os.makedirs(path, exist_ok=True)
+        self.attrs(file_args(path, mode, owner, group))
+        return created
+
+    def write(self, name: str, content: str, mode: str, secret: bool) -> bool:
+        path = os.path.join(self.dir, name)
+        before = read(path)
+        if before != content:
+            self.changed = True
+            if secret:
+                self.diff.append({
+                    "before_header": path, "before": masked(before, None),
+                    "after_header": path, "after": masked(content, before),
+                })  # fmt: skip
+            else:
+                self.diff.append(
+                    {
+                        "before_header": path,
+                        "before": before or "",
+                        "after_header": path,
+                        "after": content,
+                    }
+                )
+            if not self.module.check_mode:
+                self.replace(path, content, mode, validate=not secret and self.params["validate"])
+        self.attrs(file_args(path, mode))
+        return before != content
+
+    def replace(self, path: str, content: str, mode: str, validate: bool) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+        try:
+            os.fchmod(fd, int(mode, 8))
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(content)
+            if validate:
+                rc, out, err = self.module.run_command(
+                    ["docker", "compose", "-f", tmp, "config", "--quiet"]
+                )
+                if rc != 0:
+                    self.module.fail_json(
+                        msg=f"docker compose refuses the new {path}, kept the old one: {err.strip() or out.strip()}"
+                    )
+            self.module.atomic_move(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def present(self) -> dict[str, Any]:
+        created = [self.dir] if self.directory(self.dir, self.params["mode"]) else []
+        for path, mode in self.params["directories"].items():
+            if self.directory(path, str(mode), self.params["owner"], self.params["group"]):
+                created.append(path)
+        if self.module.check_mode and created and self.dir in created:
+            written = [
+                *self.params["env_files"],
+                *([COMPOSE] if self.params["compose"] is not None else []),
+            ]
+            for name, content in self.params["env_files"].items():
+                self.diff.append(
+                    {
+                        "before_header": name,
+                        "before": "",
+                        "after_header": name,
+                        "after": masked(content, None),
+                    }
+                )
+            if self.params["compose"] is not None:
+                self.diff.append(
+                    {
+                        "before_header": COMPOSE,
+                        "before": "",
+                        "after_header": COMPOSE,
+                        "after": self.params["compose"],
+                    }
+                )
+            return {"written": written, "created_directories": created}
+        written = [
+            name
+            for name, content in self.params["env_files"].items()
+            if self.write(name, content, "0600", True)
+        ]
+        if self.params["compose"] is not None and self.write(
+            COMPOSE, self.params["compose"], "0644", False
+        ):
+            written.append(COMPOSE)
+        return {"written": written, "created_directories": created}
+
+    def copy(self, source_dir: str, target_dir: str) -> tuple[list[str], list[str]]:
+        """Make target_dir's project files exactly source_dir's; the names kept and removed."""
+        patterns = self.params["patterns"]
+        kept = project_files(source_dir, patterns)
+        removed = [name for name in project_files(target_dir, patterns) if name not in kept]
+        for name in kept:
+            src, dest = os.path.join(source_dir, name), os.path.join(target_dir, name)
+            mode = oct(os.stat(src).st_mode & 0o7777)
+            same = os.path.isfile(dest) and read(dest) == read(src)
+            if not same:
+                self.changed = True
+                if not self.module.check_mode:
+                    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target_dir)
+                    os.close(fd)
+                    shutil.copyfile(src, tmp)
+                    os.chmod(tmp, int(mode, 8))
+                    self.module.atomic_move(tmp, dest)
+            self.attrs(file_args(dest, mode))
+        for name in removed:
+            self.changed = True
+            if not self.module.check_mode:
+                os.unlink(os.path.join(target_dir, name))
+        return kept, removed
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = self.params["snapshot_dir"]
+        if not project_files(self.dir, self.params["patterns"]):
+            return {"kept": [], "removed": []}
+        self.directory(snap, "0700")
+        if self.module.check_mode and not os.path.isdir(snap):
+            return {"kept": project_files(self.dir, self.params["patterns"]), "removed": []}
+        kept, removed = self.copy(self.dir, snap)
+        return {"kept": kept, "removed": removed}
+
+    def restored(self) -> dict[str, Any]:
+        snap = self.params["snapshot_dir"]
+        if not project_files(snap, self.params["patterns"]):
+            return {"kept": [], "removed": [], "restored": False}
+        kept, removed = self.copy(snap, self.dir)
+        return {"kept": kept, "removed": removed, "restored": True}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "project_dir": {"type": "path", "required": True},
+            "state": {
+                "type": "str",
+                "choices": ["present", "snapshot", "restored"],
+                "default": "present",
+            },
+            "mode": {"type": "str", "default": "0750"},
+            "directories": {"type": "dict", "default": {}},
+            "owner": {"type": "str"},
+            "group": {"type": "str"},
+            "env_files": {"type": "dict", "default": {}, "no_log": True},
+            "compose": {"type": "str"},
+            "validate": {"type": "bool", "default": True},
+            "snapshot_dir": {"type": "path"},
+            "patterns": {"type": "list", "elements": "str", "default": [COMPOSE, "*.env"]},
+        },
+        required_if=[
+            ("state", "snapshot", ["snapshot_dir"]),
+            ("state", "restored", ["snapshot_dir"]),
+        ],
+        supports_check_mode=True,
+    )
+    for name, content in module.params["env_files"].items():
+        if "/" in name or name in ("", ".", "..") or not isinstance(content, str):
+            module.fail_json(
+                msg=f"env_files: {name!r} must be a plain file name inside project_dir, with text"
+            )
+    project = Project(module)
+    result = getattr(project, module.params["state"])()
+    if module._diff:
+        result["diff"] = project.diff
+    module.exit_json(changed=project.changed, **result)
+
+
+if __name__ == "__main__":
+    main()
