@@ -198,3 +198,75 @@ def test_separators_inside_values_keep_update_idempotent() -> None:
     assert dotenv.update(text, {**SEPARATORS, "LAST": "x"}) == (text, [])
     new, changed = dotenv.update(text, {"LAST": "y"})
     assert changed == ["LAST"] and dotenv.parse(new) == {**SEPARATORS, "LAST": "y"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("bare", "bare"),
+        ("  spaced out # comment  ", "spaced out"),
+        ("'single $x' # c", "single $x"),
+        ('"a\\"b\\\\c\\$d\\ne"', 'a"b\\c$d\ne'),
+        ("'never closed", "'never closed"),
+        ('"never closed', '"never closed'),
+        ("", ""),
+    ],
+)
+def test_unquote_reads_one_value(raw: str, value: str) -> None:
+    assert dotenv.unquote(raw) == value
+
+
+@pytest.mark.parametrize("key", sorted(AWKWARD))
+def test_unquote_inverts_quote(key: str) -> None:
+    assert dotenv.unquote(dotenv.quote(AWKWARD[key])) == AWKWARD[key]
+
+
+def test_unknown_escapes_in_double_quotes_keep_their_backslash() -> None:
+    assert dotenv.parse('A="x\\qy\\tz\\rw\\\'v"\n') == {"A": "x\\qy\tz\rw'v"}
+
+
+def test_the_first_closing_quote_ends_the_value() -> None:
+    text = "A='x' # it's\nB=\"\"\nC=''\nD=\"\\\\\" # \"\n"
+    assert dotenv.parse(text) == {"A": "x", "B": "", "C": "", "D": "\\"}
+
+
+def test_a_last_line_without_newline_and_a_quote_closed_on_it_are_read() -> None:
+    assert dotenv.parse("A=1\nB=2") == {"A": "1", "B": "2"}
+    assert dotenv.parse('A=0\nB="x\ny"') == {"A": "0", "B": "x\ny"}
+    assert dotenv.parse("A='x\ny' # end") == {"A": "x\ny"}
+
+
+def test_single_quotes_are_literal_and_text_after_a_closing_quote_makes_it_bare() -> None:
+    assert dotenv.parse("A='a\\tb\\\\c'\nB='x'y\nC=\"x\" y\nD=after\n") == {
+        "A": "a\\tb\\\\c",
+        "B": "'x'y",
+        "C": '"x" y',
+        "D": "after",
+    }
+
+
+def test_update_compares_none_and_booleans_as_written() -> None:
+    text = "A=\nB=true\nC=false\n"
+    assert dotenv.update(text, {"A": None, "B": True, "C": False}) == (text, [])
+    assert dotenv.update(text, {"A": "x", "B": False, "C": True}) == (
+        "A=x\nB=false\nC=true\n",
+        ["A", "B", "C"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (False, "false"),
+        (True, "true"),
+        (None, ""),
+        (0, "0"),
+        ("a b", "'a b'"),
+        ("a\nb", '"a\\nb"'),
+        ("a\rb", '"a\\rb"'),
+        ("it's $x", '"it\'s \\$x"'),
+        ('C:\\x "q"', '"C:\\\\x \\"q\\""'),
+    ],
+)
+def test_quote_writes_exactly(value: object, written: str) -> None:
+    assert dotenv.quote(value) == written

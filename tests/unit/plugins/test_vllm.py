@@ -194,3 +194,94 @@ def test_flag_lists_follow_the_image_tag() -> None:
     release, why = vllm.flag_lists("local/vllm-standin")
     assert release == "v0.9.2" and "whose lists apply to local/vllm-standin" in why
     assert vllm.flag_lists(None)[0] == "v0.9.2"
+
+
+@pytest.mark.parametrize(
+    ("bind_address", "host"),
+    [("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1"), ("", "127.0.0.1"), ("10.1.2.3", "10.1.2.3")],
+)
+def test_endpoints_reach_a_wildcard_bind_through_the_loopback(bind_address: str, host: str) -> None:
+    served = {"name": "m", "port": 8000, "served_model_names": ["m"], "bind_address": bind_address}
+    assert [c["url"] for c in vllm.endpoints([served], "k")] == [
+        f"http://{host}:8000/v1/models"
+    ] * 2
+
+
+@pytest.mark.parametrize(
+    ("image", "release"),
+    [
+        ("vllm/vllm-openai:v0.10.0@sha256:" + "a" * 64, "v0.10.0"),
+        ("registry.io:5000/vllm/vllm-openai:v0.10.0", "v0.10.0"),
+        ("vllm-openai:v0.10.0", "v0.10.0"),
+    ],
+)
+def test_flag_lists_read_the_tag_before_a_digest(image: str, release: str) -> None:
+    assert vllm.flag_lists(image) == (release, f"vLLM {release}")
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "vllm/vllm-openai@sha256:" + "a" * 64,
+        "registry.io:5000/vllm/vllm-openai",
+        "registry.io:5000/vllm-openai@sha256:" + "a" * 64,
+        "vllm/vllm-openai:latest",
+    ],
+)
+def test_an_image_without_a_known_tag_gets_the_pinned_lists(image: str) -> None:
+    assert vllm.flag_lists(image) == (
+        "v0.9.2",
+        f"vLLM v0.9.2, whose lists apply to {image} (known: v0.9.2, v0.10.0)",
+    )
+
+
+def test_every_problem_of_every_model_is_reported_under_one_title() -> None:
+    models = [
+        model(port="x", served_model_names=["a\tb"]),
+        model(name="b", env={"VLLM_API_KEY": "k"}),
+        model(name="b", tool_call_parser="", max_model_len="32k"),
+    ]
+    with pytest.raises(vllm.VllmSpecError) as err:
+        vllm.normalize(models, {"image": "vllm/vllm-openai:v0.9.2"})
+    assert err.value.problems == [
+        "model 'qwen3-mini' (vllm_qwen3_models[0]): vllm_qwen3_models[0].port 'x' is not a port "
+        "number (1-65535)",
+        "model 'qwen3-mini' (vllm_qwen3_models[0]): vllm_qwen3_models[0].served_model_names "
+        "'a\\tb' must be one line without control characters",
+        "model 'b' (vllm_qwen3_models[1]): vllm_qwen3_models[1].env.VLLM_API_KEY: set by the "
+        "role, it cannot be overridden",
+        "model 'b' (vllm_qwen3_models[2]): duplicate name, also vllm_qwen3_models[1].name",
+        "model 'b' (vllm_qwen3_models[2]): vllm_qwen3_models[2].max_model_len '32k' must be a "
+        "positive integer (e.g. 32768, not '32k')",
+    ]
+    assert str(err.value).startswith("invalid vLLM models:\n- model 'qwen3-mini'")
+    with pytest.raises(vllm.VllmSpecError) as err:
+        vllm.normalize([model(tool_call_parser="")], {"image": "vllm/vllm-openai:v0.9.2"})
+    assert str(err.value) == (
+        "invalid vLLM models:\n- model 'qwen3-mini' (vllm_qwen3_models[0]): "
+        "vllm_qwen3_models[0].tool_call_parser is empty while enable_auto_tool_choice is on; "
+        "vLLM v0.9.2 needs one of " + ", ".join(vllm.TOOL_CALL_PARSERS)
+    )
+    with pytest.raises(vllm.VllmSpecError) as err:
+        vllm.normalize([], variable="models")
+    assert str(err.value) == "invalid vLLM models:\n- models must be a non-empty list of models"
+
+
+def test_numbers_given_as_text_become_integers() -> None:
+    (m,) = vllm.normalize(
+        [model(gpus=["0", "1"], port="5003", load_timeout="600", tensor_parallel_size="2",
+               max_model_len="8192")],
+        {"image": "vllm/vllm-openai:v0.9.2"},
+    )  # fmt: skip
+    assert m == {
+        "name": "qwen3-mini", "model": "Qwen/Qwen3-8B-AWQ", "port": 5003, "gpus": [0, 1],
+        "gpu_memory_utilization": 0.6, "served_model_names": ["qwen3-mini"],
+        "tensor_parallel_size": 2, "max_model_len": 8192, "dtype": "auto", "quantization": None,
+        "enable_auto_tool_choice": True, "tool_call_parser": "hermes", "reasoning_parser": "qwen3",
+        "extra_args": [], "env": {}, "image": "vllm/vllm-openai:v0.9.2", "load_timeout": 600,
+        "bind_address": "127.0.0.1", "hostname": None,
+        "gpu_wish": {"service": "qwen3-mini", "source": "vllm_qwen3_models[0]", "gpus": [0, 1],
+                     "memory_share": 0.6, "tensor_parallel_size": 2, "port": 5003,
+                     "bind_address": "127.0.0.1"},
+    }  # fmt: skip
+    assert [type(m[k]) for k in ("port", "load_timeout", "tensor_parallel_size")] == [int] * 3
