@@ -44,7 +44,7 @@ options:
     default: present
   mode:
     description: Mode of O(project_dir) with O(state=present).
-    type: str
+    type: raw
     default: "0750"
   directories:
     description:
@@ -156,6 +156,11 @@ def file_args(
         "secontext": [None, None, None],
         "attributes": None,
     }
+
+
+def octal(mode: Any) -> str:
+    """A mode as given in YAML: "0755", or 0755 unquoted (which reaches the module as 493)."""
+    return format(mode, "04o") if isinstance(mode, int) else str(mode)
 
 
 def read(path: str) -> str | None:
@@ -285,34 +290,10 @@ class Project:
                 os.unlink(tmp)
 
     def present(self) -> dict[str, Any]:
-        created = [self.dir] if self.directory(self.dir, self.params["mode"]) else []
+        created = [self.dir] if self.directory(self.dir, octal(self.params["mode"])) else []
         for path, mode in self.params["directories"].items():
-            if self.directory(path, str(mode), self.params["owner"], self.params["group"]):
+            if self.directory(path, octal(mode), self.params["owner"], self.params["group"]):
                 created.append(path)
-        if self.module.check_mode and created and self.dir in created:
-            written = [
-                *self.params["env_files"],
-                *([COMPOSE] if self.params["compose"] is not None else []),
-            ]
-            for name, content in self.params["env_files"].items():
-                self.diff.append(
-                    {
-                        "before_header": name,
-                        "before": "",
-                        "after_header": name,
-                        "after": masked(content, None),
-                    }
-                )
-            if self.params["compose"] is not None:
-                self.diff.append(
-                    {
-                        "before_header": COMPOSE,
-                        "before": "",
-                        "after_header": COMPOSE,
-                        "after": self.params["compose"],
-                    }
-                )
-            return {"written": written, "created_directories": created}
         written = [
             name
             for name, content in self.params["env_files"].items()
@@ -375,7 +356,7 @@ def main() -> None:
                 "choices": ["present", "snapshot", "restored"],
                 "default": "present",
             },
-            "mode": {"type": "str", "default": "0750"},
+            "mode": {"type": "raw", "default": "0750"},
             "directories": {"type": "dict", "default": {}},
             "owner": {"type": "str"},
             "group": {"type": "str"},
