@@ -1,14 +1,47 @@
 #!/usr/bin/env bash
-# Mutation testing (mutmut) of plugins/module_utils against the unit tests: `make mutate`, not part
-# of `make test` (too slow). Prints the score per file and the surviving mutants.
-#   scripts/mutate.sh [module_utils file names without .py ...]   (default: all of them)
+# Mutation testing (mutmut) of plugins/module_utils and plugins/filter against the unit tests of
+# tests/unit/plugins: `make mutate`, not part of `make test` (too slow). Prints the score per file
+# and the surviving mutants.
+#   scripts/mutate.sh [file ...]   (default: every file of both folders)
+# a file is named without .py: `vllm` (module_utils first), `filter/gpu_plan`, `module_utils/specs`;
+# `filter` or `module_utils` alone names the whole folder.
 # mutmut names a mutant's module after its path, and the tests import the collection as
 # ansible_collections.myia.genai_stack..., so the run happens in a copy laid out that way
 # (.cache/mutate/ansible_collections/myia/genai_stack/), with real files instead of the symlink.
+# MUTATE_WORK sets another work directory (two runs side by side), MUTATE_JOBS the mutmut children,
+# MUTATE_TESTS the test files of tests/unit/plugins to run (default: all; a narrower set keeps a run
+# going while another file there fails, at the cost of mutants only the others would kill).
+#
+# genai_stack/ (driver, CLI, panel) is not mutated. Its tests (tests/unit/driver) start real
+# ansible-runner processes and the panel app: a test file takes from seconds to minutes, and even the
+# pure modules (secrets.py, locks.py, project.py) are reached only through Driver/Project fixtures
+# that run playbooks, so mutmut's per-mutant runs of the tests covering a function would take hours
+# for a few hundred mutants. Those modules would need unit tests of their own first.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK="${MUTATE_WORK:-$ROOT/.cache/mutate}"  # one per concurrent run
 COPY="$WORK/ansible_collections/myia/genai_stack"
+PKG=ansible_collections/myia/genai_stack/plugins
+only=""
+for name in "$@"; do
+  case "$name" in
+    filter | module_utils) rel="$name/*.py" ;;
+    filter/* | module_utils/*) rel="$name.py" ;;
+    *) rel="module_utils/$name.py"; [ -f "$ROOT/plugins/$rel" ] || rel="filter/$name.py" ;;
+  esac
+  [ -d "$ROOT/plugins/$name" ] || [ -f "$ROOT/plugins/$rel" ] || { echo "no plugins/$rel" >&2; exit 2; }
+  only+=$'\n'"    $PKG/$rel"
+done
+[ -z "$only" ] || only="only_mutate =$only"
+TESTS=ansible_collections/myia/genai_stack/tests/unit/plugins
+selection="$TESTS"
+if [ -n "${MUTATE_TESTS:-}" ]; then
+  selection=""
+  for t in $MUTATE_TESTS; do
+    [ -f "$ROOT/tests/unit/plugins/$t" ] || { echo "no tests/unit/plugins/$t" >&2; exit 2; }
+    selection+=$'\n'"    $TESTS/$t"
+  done
+fi
 rm -rf "$WORK"
 mkdir -p "$COPY/tests/unit"
 cp -r "$ROOT/plugins" "$ROOT/roles" "$ROOT/group_vars" "$ROOT/inventories" "$ROOT/ansible.cfg" "$COPY/"
@@ -17,13 +50,10 @@ cp -r "$ROOT/tests/standins" "$COPY/tests/"
 cp "$ROOT/tests/unit/conftest.py" "$COPY/tests/unit/"
 find "$COPY" -name __pycache__ -prune -exec rm -rf {} +
 
-only=""
-if [ $# -gt 0 ]; then
-  only="only_mutate =$(printf '\n    ansible_collections/myia/genai_stack/plugins/module_utils/%s.py' "$@")"
-fi
 cat >"$WORK/setup.cfg" <<CFG
 [mutmut]
 source_paths = ansible_collections/myia/genai_stack/plugins/module_utils
+    ansible_collections/myia/genai_stack/plugins/filter
 also_copy = ansible_collections/myia/genai_stack/plugins
     ansible_collections/myia/genai_stack/roles
     ansible_collections/myia/genai_stack/group_vars
@@ -31,7 +61,7 @@ also_copy = ansible_collections/myia/genai_stack/plugins
     ansible_collections/myia/genai_stack/tests
     ansible_collections/myia/genai_stack/ansible.cfg
     pytest.ini
-pytest_add_cli_args_test_selection = ansible_collections/myia/genai_stack/tests/unit/plugins
+pytest_add_cli_args_test_selection = $selection
 pytest_add_cli_args = -p no:cacheprovider -x -q
 $only
 CFG
