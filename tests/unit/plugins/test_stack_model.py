@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 
 from ansible_collections.myia.genai_stack.plugins.module_utils import (
     catalogue,
+    proxy_rules,
     services,
     stack_model,
 )
@@ -516,3 +518,146 @@ def test_comfyui_is_read_from_its_variables() -> None:
     none = stack_values(comfyui_qwen_auth_models=None, comfyui_qwen_auth_hostname="")
     (rec,) = [r for r in stack_model.build(none, GPUS)["services"] if r["kind"] == "comfyui"]
     assert rec["hostname"] is None
+
+
+# --- whole messages (mutation testing, #17) -----------------------------------------------------
+
+
+def test_the_error_lists_every_problem_on_its_own_line() -> None:
+    err = stack_model.StackModelError(["a", "b"])
+    assert str(err) == "invalid stack:\n- a\n- b" and err.problems == ["a", "b"]
+
+
+def test_placeholders_are_looked_for_in_the_variables_of_the_kinds_and_groups_only() -> None:
+    values = stack_values()
+    values["vllm_qwen3_models"][1]["hostname"] = "<mini host>"
+    assert [r["name"] for r in stack_model.build(values, GPUS, kinds=["forge"])["services"]] == [
+        "turbo"
+    ]
+    values = stack_values(
+        comfyui_qwen_auth_hostname="c.example.org",
+        nginx_reverse_proxy_backend_host="<the GPU host>",
+        iis_reverse_proxy_backend_host="<not checked here>",
+    )
+    found = problems(values, groups=["proxy_hosts"])
+    assert found[0] == (
+        "placeholders of the example inventory still to fill in: comfyui_qwen_auth_hostname "
+        "'c.example.org', nginx_reverse_proxy_backend_host '<the GPU host>'"
+    )
+
+
+def test_a_placeholder_secret_is_named_but_never_echoed() -> None:
+    secret = "<48 random letters and digits from your vault>"
+    assert problems(stack_values(token_sync_secret=secret)) == [
+        "vault_genai_secret (token_sync_secret) still holds the documented placeholder: put "
+        "48 random letters and digits in the vault, or remove it to let token_sync generate one"
+    ]
+
+
+def test_a_kind_that_cannot_be_read_is_named_and_the_others_are_still_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(values: Any) -> list[dict[str, Any]]:
+        raise KeyError("boom")
+
+    kind = catalogue.KINDS["vllm"]
+    monkeypatch.setitem(catalogue.KINDS, "vllm", dataclasses.replace(kind, read=broken))
+    assert problems(stack_values(comfyui_qwen_auth_port=0, forge_turbo_image="")) == [
+        "vllm_qwen3_models: cannot be read ('boom')",
+        "comfyui_qwen_auth_port 0 is not a port number (1-65535)",
+        "instance 'turbo' (forge_turbo_instances[0]): forge_turbo_instances[0] image "
+        "(forge_turbo_image) is empty: set an image reference such as vllm/vllm-openai:v0.9.2",
+    ]
+
+
+def test_hostnames_collide_whatever_their_case_and_names_do_not() -> None:
+    values = stack_values(comfyui_qwen_auth_hostname="MINI.vllm.myia.io")
+    values["vllm_qwen3_models"][0]["hostname"] = None  # a service without one is skipped
+    assert problems(values) == [
+        "comfyui_qwen_auth_hostname: hostname 'mini.vllm.myia.io' is already used by "
+        "vllm_qwen3_models[1].hostname"
+    ]
+    values = stack_values(comfyui_qwen_auth_service_name="Qwen3-mini")
+    names = [r["name"] for r in stack_model.build(values, GPUS)["services"]]
+    assert names == ["qwen3-micro", "qwen3-mini", "qwen3-medium", "Qwen3-mini", "turbo"]
+
+
+def test_a_root_dir_on_two_lines_is_refused() -> None:
+    assert problems(stack_values(genai_root_dir="/opt/genai\n/x")) == [
+        "genai_root_dir '/opt/genai\\n/x' must be an absolute path without '..'"
+    ]
+
+
+def test_every_unknown_service_to_update_is_named() -> None:
+    assert problems(stack_values(update_services=["nope", "turbo", 3])) == [
+        "update_services names unknown services: nope, 3 (known: qwen3-micro, qwen3-mini, "
+        "qwen3-medium, comfyui, turbo)"
+    ]
+
+
+def test_the_variables_of_a_kind_and_a_proxy_in_full() -> None:
+    assert stack_model.variables(["comfyui", "comfyui"], ["gpu_hosts", "iis_hosts"]) == [
+        *stack_model.STACK_VARIABLES,
+        *catalogue.KINDS["comfyui"].variables,
+        "comfyui_qwen_auth_project_name",
+        "iis_reverse_proxy_publish", "iis_reverse_proxy_overrides",
+        "iis_reverse_proxy_backend_host", "iis_reverse_proxy_certificates",
+        "iis_reverse_proxy_default_certificate", "iis_reverse_proxy_https_port",
+        "iis_reverse_proxy_http_port",
+    ]  # fmt: skip
+    assert stack_model.roles(None, ["iis_hosts", "proxy_hosts"]) == [
+        "vllm_qwen3", "comfyui_qwen_auth", "forge_turbo", "token_sync", "nginx_reverse_proxy",
+        "iis_reverse_proxy",
+    ]  # fmt: skip
+
+
+def test_unknown_kinds_are_all_named_with_the_known_ones() -> None:
+    with pytest.raises(stack_model.StackModelError) as err:
+        stack_model.roles(["vllm", "whisper", "tgi"])
+    assert err.value.problems == [
+        "unknown service kind(s) whisper, tgi (known: vllm, comfyui, forge)"
+    ]
+
+
+def test_the_ceiling_caps_the_whole_plan_and_each_kind_s() -> None:
+    model = stack_model.build(stack_values(), GPUS, ceiling="0.95")
+    assert model["gpu_plan"]["ceiling"] == 0.95
+    assert {k: p["ceiling"] for k, p in model["plans"].items()} == {
+        "vllm": 0.95, "comfyui": 0.95, "forge": 0.95
+    }  # fmt: skip
+
+
+def test_each_proxy_setting_reaches_the_proxy_rules() -> None:
+    cert = {"certificate": "/c.pem", "key": "/c.key"}
+    settings = {
+        "publish": ["turbo", "comfyui"],
+        "overrides": {"turbo": {"timeout_s": 60}},
+        "backend_host": "10.9.9.9",
+        "certificates": {"qwen-image-edit.myia.io": cert},
+        "default_certificate": {"certificate": "/d.pem", "key": "/d.key"},
+    }
+    values = stack_values(
+        **{f"nginx_reverse_proxy_{k}": v for k, v in settings.items()},
+        nginx_reverse_proxy_https_port="8443",
+    )
+    model = stack_model.build(values, GPUS, groups=["proxy_hosts"])
+    rules = proxy_rules.compute(
+        copy.deepcopy(model["services"]), "nginx_reverse_proxy", certificate_kind="files",
+        https_port=8443, **copy.deepcopy(settings),
+    )  # fmt: skip
+    assert model["proxies"] == {"nginx_reverse_proxy": rules}
+    assert [(r["name"], r["timeout_s"], r["certificate"]) for r in rules] == [
+        ("turbo", 60, {"certificate": "/d.pem", "key": "/d.key"}),
+        ("comfyui", 900, cert),
+    ]
+    assert [(r["backend_host"], r["public_url"]) for r in rules] == [
+        ("10.9.9.9", "https://turbo.stable-diffusion-webui-forge.myia.io:8443"),
+        ("10.9.9.9", "https://qwen-image-edit.myia.io:8443"),
+    ]
+
+
+def test_an_iis_host_computes_its_own_rules_only() -> None:
+    values = stack_values(iis_reverse_proxy_default_certificate="ab" * 20)
+    model = stack_model.build(values, GPUS, groups=["iis_hosts"])
+    assert list(model["proxies"]) == ["iis_reverse_proxy"]
+    assert {r["certificate"] for r in model["proxies"]["iis_reverse_proxy"]} == {"AB" * 20}
