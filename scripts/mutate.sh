@@ -12,11 +12,12 @@
 # MUTATE_TESTS the test files of tests/unit/plugins to run (default: all; a narrower set keeps a run
 # going while another file there fails, at the cost of mutants only the others would kill).
 #
-# genai_stack/ (driver, CLI, panel) is not mutated. Its tests (tests/unit/driver) start real
-# ansible-runner processes and the panel app: a test file takes from seconds to minutes, and even the
-# pure modules (secrets.py, locks.py, project.py) are reached only through Driver/Project fixtures
-# that run playbooks, so mutmut's per-mutant runs of the tests covering a function would take hours
-# for a few hundred mutants. Those modules would need unit tests of their own first.
+# genai_stack/ (driver, CLI, panel) is not mutated. Even its small pure modules (secrets.py,
+# locks.py, project.py) have no tests of their own: tests/unit/driver reaches them through Driver
+# runs of real ansible-runner processes (test_driver_runs.py: 14 tests, 80 s; the five files about
+# 70 tests), and every run masks secrets, takes host locks and resolves playbooks, so each of their
+# several hundred mutants would rerun most of those tests: tens of hours, not a `make` target.
+# Mutating them needs direct unit tests of those modules first.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK="${MUTATE_WORK:-$ROOT/.cache/mutate}"  # one per concurrent run
@@ -68,7 +69,8 @@ CFG
 printf '[pytest]\npythonpath = . ansible_collections/myia/genai_stack\n' >"$WORK/pytest.ini"
 cd "$WORK"
 export PATH="$ROOT/.venv/bin:$PATH"
-# the tests that run ansible-playbook load the unmutated copy (mutants live in this process only)
-export ANSIBLE_COLLECTIONS_PATH="$WORK"
+# the tests that run ansible-playbook load the unmutated copy (mutants live in this process only),
+# and the other collections (ansible.posix's json callback...) from the project's collections/
+export ANSIBLE_COLLECTIONS_PATH="$WORK:$ROOT/collections"
 mutmut run --max-children "${MUTATE_JOBS:-2}" >"$WORK/run.log" 2>&1 || { tail -40 "$WORK/run.log"; exit 1; }
 "$ROOT/.venv/bin/python" "$ROOT/scripts/mutate_report.py" "$WORK"
