@@ -73,8 +73,17 @@ options:
     type: bool
     default: true
   snapshot_dir:
-    description: Where the snapshot is kept; required with O(state=snapshot) and O(state=restored).
+    description:
+      - Where the snapshot is kept; required with O(state=snapshot) and O(state=restored).
+      - With O(state=present), RV(snapshot_current) says whether it already holds the project's files.
     type: path
+  report_ready:
+    description:
+      - With O(state=present), say in RV(ready) whether nothing was written and every service of
+        the compose file has a running container, healthy where it has a health check (what
+        C(docker compose up --wait) would leave as it is). Reads C(docker compose ps).
+    type: bool
+    default: false
   patterns:
     description: The project's files that make a version (shell patterns of file names).
     type: list
@@ -118,6 +127,14 @@ created_directories:
   returned: state=present
   type: list
   elements: str
+snapshot_current:
+  description: Nothing was written and O(snapshot_dir) holds exactly the project's files.
+  returned: state=present and snapshot_dir given
+  type: bool
+ready:
+  description: Nothing was written and every service runs, healthy where it has a health check.
+  returned: state=present and report_ready=true
+  type: bool
 kept:
   description: File names now in the snapshot (state=snapshot) or put back (state=restored).
   returned: state=snapshot or state=restored
@@ -135,6 +152,7 @@ restored:
 """
 
 import fnmatch
+import json
 import os
 import shutil
 import tempfile
@@ -303,7 +321,50 @@ class Project:
             COMPOSE, self.params["compose"], "0644", False
         ):
             written.append(COMPOSE)
-        return {"written": written, "created_directories": created}
+        result: dict[str, Any] = {"written": written, "created_directories": created}
+        if self.params["snapshot_dir"]:
+            result["snapshot_current"] = not written and self.same_files(
+                self.params["snapshot_dir"]
+            )
+        if self.params["report_ready"]:
+            result["ready"] = not written and self.ready()
+        return result
+
+    def same_files(self, other_dir: str) -> bool:
+        """Whether other_dir holds exactly the project's files, same content and mode."""
+        patterns = self.params["patterns"]
+        names = project_files(self.dir, patterns)
+        if not names or names != project_files(other_dir, patterns):
+            return False
+        for name in names:
+            mine, theirs = os.path.join(self.dir, name), os.path.join(other_dir, name)
+            if os.stat(mine).st_mode != os.stat(theirs).st_mode or read(mine) != read(theirs):
+                return False
+        return True
+
+    def ready(self) -> bool:
+        """Whether every service of compose.yaml has a running container, healthy where checked."""
+        compose = ["docker", "compose", "-f", os.path.join(self.dir, COMPOSE)]
+        rc, services, _ = self.module.run_command([*compose, "config", "--services"], cwd=self.dir)
+        if rc != 0:
+            return False
+        rc, out, _ = self.module.run_command(
+            [*compose, "ps", "--all", "--format", "json"], cwd=self.dir
+        )
+        if rc != 0:
+            return False
+        # compose prints one object per line (a JSON array before 2.21)
+        text = out.strip()
+        found = (
+            json.loads(text)
+            if text.startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
+        state = {c.get("Service"): (c.get("State"), c.get("Health") or "") for c in found}
+        return all(
+            state.get(name) in (("running", ""), ("running", "healthy"))
+            for name in services.split()
+        )
 
     def copy(self, source_dir: str, target_dir: str) -> tuple[list[str], list[str]]:
         """Make target_dir's project files exactly source_dir's; the names kept and removed."""
@@ -364,6 +425,7 @@ def main() -> None:
             "compose": {"type": "str"},
             "validate": {"type": "bool", "default": True},
             "snapshot_dir": {"type": "path"},
+            "report_ready": {"type": "bool", "default": False},
             "patterns": {"type": "list", "elements": "str", "default": [COMPOSE, "*.env"]},
         },
         required_if=[

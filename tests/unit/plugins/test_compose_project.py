@@ -513,3 +513,48 @@ def test_an_env_file_that_is_no_plain_file_name_is_refused(bed: Bed) -> None:
             f"env_files: {name!r} must be a plain file name inside project_dir, with text"
         )
     assert bed.listing(bed.tmp) == ["play.yml"]  # refused before anything was created
+
+
+def test_ready_and_snapshot_current_say_when_up_and_the_snapshot_can_be_skipped(
+    bed: Bed, request: pytest.FixtureRequest
+) -> None:
+    """`ready`: nothing written and every service running (healthy where checked), from the real
+    docker; `snapshot_current`: the snapshot already holds exactly the project's files."""
+    name = f"genai-ready-{os.getpid()}"
+    compose = (
+        f"name: {name}\nservices:\n  idle:\n    image: local/debian:12\n"
+        "    command: [sleep, infinity]\n    network_mode: none\n    env_file: [a.env, b.env]\n"
+    )
+    up = ["docker", "compose", "-f", str(bed.proj / "compose.yaml")]
+    request.addfinalizer(
+        lambda: subprocess.run([*up, "down", "-t", "0"], capture_output=True, check=False)
+    )
+    args = bed.args(compose=compose, snapshot_dir=str(bed.snap), report_ready=True)
+    results, done = bed.play(
+        bed.project("first", **args),
+        bed.snapshot("keep"),
+        bed.project("no container yet", **args),
+    )
+    assert done.returncode == 0, done.stdout
+    first = ok(results["first"])
+    assert (first["ready"], first["snapshot_current"]) == (False, False)  # written
+    unstarted = ok(results["no container yet"])
+    assert (unstarted["written"], unstarted["ready"], unstarted["snapshot_current"]) == (
+        [],
+        False,
+        True,
+    )
+
+    subprocess.run([*up, "up", "-d"], capture_output=True, check=True)
+    results, _ = bed.play(bed.project("running", **args))
+    assert (results["running"]["ready"], results["running"]["snapshot_current"]) == (True, True)
+
+    subprocess.run([*up, "stop", "-t", "0"], capture_output=True, check=True)
+    (bed.snap / "b.env").chmod(0o644)
+    results, _ = bed.play(bed.project("stopped", **args))
+    assert (results["stopped"]["ready"], results["stopped"]["snapshot_current"]) == (False, False)
+
+    results, _ = bed.play(
+        bed.project("changed", **(args | {"env_files": {"a.env": ENV_A2, "b.env": ENV_B}}))
+    )
+    assert (results["changed"]["written"], results["changed"]["ready"]) == (["a.env"], False)
