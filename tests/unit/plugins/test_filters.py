@@ -66,10 +66,7 @@ def test_every_filter_file_is_listed() -> None:
 
 # ---------------------------------------------------------------------------- forge_args
 
-FORGE_DEFAULTS = {
-    "image": "ghcr.io/ai-dock/stable-diffusion-webui-forge:latest-cuda",
-    "root_dir": "/opt/genai/forge",
-}
+FORGE_DEFAULTS = {"image": "local/forge:test", "root_dir": "/srv/forge"}  # not forge.py's own
 INSTANCE = {"name": "t", "port": 17861, "gpus": [1], "sdxl_turbo": False}
 UNVERIFIED = {**INSTANCE, "checkpoint": {"name": "c.safetensors", "url": "https://x.io/c"}}
 
@@ -243,3 +240,11 @@ def test_derive_secret_decrypts_a_vault_value_and_passes_anything_else_on() -> N
         with pytest.raises(credentials.CredentialError) as raw:
             credentials.derive(other, "x", length=48, alphabet="alnum")
         assert str(err.value) == f"derive_secret: {raw.value}"
+
+
+def test_forge_instances_take_the_role_defaults() -> None:
+    (instance,) = forge_args.forge_instances([INSTANCE], FORGE_DEFAULTS)
+    assert (instance["image"], instance["workspace"]) == (
+        "local/forge:test",
+        "/srv/forge/t/workspace",
+    )
