@@ -22,29 +22,22 @@ from __future__ import annotations
 
 import copy
 import email.utils
-import functools
 import gzip
 import hashlib
-import http.server
 import json
 import os
 import platform
 import shutil
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dotenv
 import pytest
 import requests
 import yaml
+from ssh_hosts import BIN, CACHE, ROOT, SshHost, recap, run, serve
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-CACHE = Path(os.environ.get("GENAI_CACHE", ROOT / ".cache"))
 DISTROS = ["12", "13"]
 COMPOSE_BINARY = f"docker-compose-linux-{platform.machine()}"
 #: the files the production inventory downloads, served under their real names
@@ -54,23 +47,6 @@ MODEL_FILES = [
     ("qwen_image_vae.safetensors", "vae"),
     ("sd_xl_turbo_1.0_fp16.safetensors", None),
 ]
-
-
-def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **kw.pop("env", {})}
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False, **kw)
-
-
-def recap(stdout: str) -> dict[str, int]:
-    line = next(x for x in reversed(stdout.splitlines()) if x.startswith("gpu-host") and "ok=" in x)
-    return {k: int(v) for k, v in (f.split("=") for f in line.split(":", 1)[1].split())}
-
-
-def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +124,7 @@ def toolkit_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.shutdown()
 
 
-class Lab:
+class Lab(SshHost):
     """One fresh host and the admin's copy of the production inventory for it."""
 
     def __init__(
@@ -159,49 +135,30 @@ class Lab:
         repo: str,
         compose: str | None = None,
     ) -> None:
+        kind = "bare" if compose else "prod"
+        super().__init__(
+            f"genai-{kind}-{distro}", distro, (2220 if compose else 2200) + int(distro),
+            Path(f"/opt/genai-{kind}-{distro}"), tmp / "id_ed25519",
+            # a bare host has no docker: the role installs it
+            docker=not compose,
+            projects=[f"prod{distro}-{project}" for project in ("vllm", "comfyui", "forge")],
+        )  # fmt: skip
         self.repo = repo
-        self.distro = distro
         self.tmp = tmp
         #: a bare host has no docker: the role installs it (compose: the plugin's release URL)
         self.compose = compose
-        kind = "bare" if compose else "prod"
-        self.name = f"genai-{kind}-{distro}"
-        self.root = Path(f"/opt/genai-{kind}-{distro}")
-        self.port = (2220 if compose else 2200) + int(distro)
         self.base = 40000 + 100 * int(distro)
         self.inventory = tmp / "production"
         self.vault_pass = tmp / "genai-vault-pass"
-        self.key = tmp / "id_ed25519"
         self.url, self.sums = models
 
     def ansible(self, playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
         return run([str(BIN / "ansible-playbook"), "-i", str(self.inventory), playbook,
                     "-l", "gpu-host", *args, "--vault-password-file", str(self.vault_pass)])  # fmt: skip
 
-    def in_host(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return run(["docker", "exec", self.name, *argv])
-
     def start(self) -> None:
         self.stop()
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)])
-        self.key.with_suffix(".pub").chmod(0o644)
-        subprocess.run(["rm", "-rf", str(self.root)], check=False)
-        nvidia = ROOT / "tests" / "standins" / "nvidia-smi"
-        docker = [] if self.compose else [
-            "-v", "/var/run/docker.sock:/var/run/docker.sock",
-            "-v", f"{CACHE}/bin/docker:/usr/local/bin/docker:ro",
-            "-v", f"{CACHE}/cli-plugins:/usr/local/lib/docker/cli-plugins:ro",
-        ]  # fmt: skip
-        started = run([
-            "docker", "run", "-d", "--name", self.name, "--network", "host", *docker,
-            "-v", f"{nvidia}/nvidia-smi:/usr/local/bin/nvidia-smi:ro",
-            "-v", f"{self.key}.pub:/home/admin/.ssh/authorized_keys:ro",
-            # compose resolves bind mounts on this machine's dockerd: the same path on both sides
-            "-v", f"{self.root}:{self.root}",
-            f"local/ssh-host:{self.distro}",
-            "/usr/sbin/sshd", "-D", "-e", "-p", str(self.port), "-o", "ListenAddress=127.0.0.1",
-        ])  # fmt: skip
-        assert started.returncode == 0, started.stderr
+        super().start()
 
     def running(self) -> Iterator[Lab]:
         """The host started and the README's steps done, for as long as the fixture lives."""
@@ -211,12 +168,6 @@ class Lab:
             yield self
         finally:
             self.stop()
-
-    def stop(self) -> None:
-        for project in ("vllm", "comfyui", "forge"):
-            run(["docker", "compose", "-p", f"prod{self.distro}-{project}", "down", "-t", "2"])
-        run(["docker", "rm", "-f", self.name])
-        subprocess.run(["rm", "-rf", str(self.root)], check=False)
 
     def readme_steps(self) -> None:
         """The README's commands, inventories/production being self.inventory."""
@@ -244,13 +195,7 @@ class Lab:
         hosts = yaml.safe_load(hosts_file.read_text())
         gpu_host = hosts["all"]["children"]["gpu_hosts"]["hosts"]["gpu-host"]
         assert gpu_host["ansible_user"] == "admin" and gpu_host["ansible_become"] is True
-        gpu_host.update(
-            ansible_host="127.0.0.1",
-            ansible_port=self.port,
-            ansible_ssh_private_key_file=str(self.key),
-            ansible_ssh_common_args="-o StrictHostKeyChecking=no "
-            f"-o UserKnownHostsFile={self.tmp / 'known_hosts'}",
-        )
+        gpu_host.update(self.connection(self.tmp / "known_hosts"))
         hosts_file.write_text(yaml.safe_dump(hosts, sort_keys=False))
 
         group_file = self.inventory / "group_vars" / "gpu_hosts.yml"
