@@ -310,6 +310,9 @@ def test_comfyui_accepts_its_optional_settings() -> None:
         ({"image_tag": "-x"},
          f"{C}_image_tag 'comfyui-qwen:-x' is not a valid image reference "
          "(repository[:tag][@digest])"),
+        ({"image": "comfyui-qwen:v1", "image_tag": "XXXX"},
+         f"{C}_image_tag 'comfyui-qwen:v1:XXXX' is not a valid image reference "
+         "(repository[:tag][@digest])"),
         ({"start_timeout": 0}, f"{C}_start_timeout 0 must be a positive number of seconds"),
         ({"env": {"NVIDIA_VISIBLE_DEVICES": "1"}},
          f"{C}_env.NVIDIA_VISIBLE_DEVICES: set by the role, it cannot be overridden"),

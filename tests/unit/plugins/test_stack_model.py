@@ -179,6 +179,7 @@ def test_the_secret_is_checked(secret: str, needle: str) -> None:
     found = problems(stack_values(token_sync_secret=secret))
     assert any(p.startswith("vault_genai_secret") and needle in p for p in found)
     assert stack_model.build(stack_values(token_sync_secret="a" * 48), GPUS)
+    assert stack_model.build(stack_values(token_sync_secret="a" * 16), GPUS)
 
 
 CREDS = {
@@ -387,6 +388,7 @@ def test_clients_are_normalised_with_their_services() -> None:
                                         "turbo"]},
     ]  # fmt: skip
     assert stack_model.build(stack_values(token_sync_clients=None), GPUS)["clients"] == []
+    assert stack_model.build(stack_values(token_sync_clients=""), GPUS)["clients"] == []
 
 
 def test_variables_and_roles_follow_the_kinds_and_groups() -> None:
@@ -661,3 +663,89 @@ def test_an_iis_host_computes_its_own_rules_only() -> None:
     model = stack_model.build(values, GPUS, groups=["iis_hosts"])
     assert list(model["proxies"]) == ["iis_reverse_proxy"]
     assert {r["certificate"] for r in model["proxies"]["iis_reverse_proxy"]} == {"AB" * 20}
+
+
+CERT = {"certificate": "/etc/ssl/a.pem", "key": "/etc/ssl/a.key"}
+
+
+def test_the_proxy_listens_on_443_by_default() -> None:
+    values = stack_values(nginx_reverse_proxy_default_certificate=CERT)
+    rules = stack_model.build(values, GPUS, groups=["proxy_hosts"])["proxies"][
+        "nginx_reverse_proxy"
+    ]
+    assert rules[-1]["public_url"] == "https://turbo.stable-diffusion-webui-forge.myia.io"
+
+
+def test_proxy_problems_come_after_the_others_in_full() -> None:
+    values = stack_values(
+        genai_panel_port="x",
+        nginx_reverse_proxy_default_certificate=CERT,
+        nginx_reverse_proxy_overrides={"nope": {}, "turbo": {"backend_host": "h"}},
+    )
+    assert problems(values, groups=["proxy_hosts"]) == [
+        "genai_panel_port 'x' is not a port number (1-65535)",
+        "nginx_reverse_proxy_overrides['nope']: 'nope' is not a service of "
+        "nginx_reverse_proxy_services (known: qwen3-micro, qwen3-mini, qwen3-medium, comfyui, "
+        "turbo)",
+        "nginx_reverse_proxy_overrides['turbo'].backend_host: cannot be overridden (only "
+        "backend_url, max_body_mb, timeout_s, streaming, websocket_paths)",
+    ]
+
+
+def test_a_one_line_proxy_refusal_is_reported_as_it_is() -> None:
+    values = stack_values(nginx_reverse_proxy_publish="turbo")
+    assert problems(values, groups=["proxy_hosts"]) == [
+        "nginx_reverse_proxy_publish: must be a list of service names"
+    ]
+
+
+def test_a_proxy_port_that_is_no_number_is_reported_twice() -> None:
+    values = stack_values(
+        nginx_reverse_proxy_default_certificate=CERT, nginx_reverse_proxy_https_port="abc"
+    )
+    assert problems(values, groups=["proxy_hosts"]) == [
+        "nginx_reverse_proxy_https_port 'abc' is not a port number (1-65535)",
+        "nginx_reverse_proxy: cannot compute the proxy rules (invalid literal for int() with "
+        "base 10: 'abc')",
+    ]
+
+
+def test_placeholders_are_found_deep_inside_lists_and_mappings() -> None:
+    values = stack_values(comfyui_qwen_auth_env={"A": "<a value>", "B": ["x", {"C": "<c>"}]})
+    values["vllm_qwen3_models"][1]["hostname"] = "mini.example.com"
+    assert problems(values)[0] == (
+        "placeholders of the example inventory still to fill in: "
+        "vllm_qwen3_models[1].hostname 'mini.example.com', comfyui_qwen_auth_env.A '<a value>', "
+        "comfyui_qwen_auth_env.B[1].C '<c>'"
+    )
+
+
+def test_an_empty_port_is_no_port() -> None:
+    values = stack_values(genai_panel_port="", nginx_reverse_proxy_default_certificate=CERT,
+                          nginx_reverse_proxy_http_port="")  # fmt: skip
+    model = stack_model.build(values, GPUS, groups=["proxy_hosts"])
+    assert sorted(model["ports"]) == [5000, 5001, 5002, 8188, 17861]
+
+
+def test_every_client_problem_is_reported_in_full() -> None:
+    clients = ["x", {"path": "rel"}, {"path": "/a.env", "services": "s"},
+               {"path": "/b.env", "services": ["x", "turbo", "y"]}, {"path": "/c\x7f.env"},
+               {"path": "/d.env", "mode": "600"}]  # fmt: skip
+    assert problems(stack_values(token_sync_clients=clients)) == [
+        "token_sync_clients[0] must be a mapping with path (and services, public, mode)",
+        "token_sync_clients[1].path 'rel' must be an absolute file path without '..'",
+        "token_sync_clients[2].services must be a list of service names",
+        "token_sync_clients[3].services names unknown service(s) x, y (known: qwen3-micro, "
+        "qwen3-mini, qwen3-medium, comfyui, turbo)",
+        "token_sync_clients[4].path '/c\\x7f.env' must be an absolute file path without '..'",
+        "token_sync_clients[5].mode '600' must be a quoted octal mode such as '0600'",
+    ]
+
+
+def test_a_host_without_services_knows_none() -> None:
+    values = {"token_sync_clients": [{"path": "/a.env", "services": ["turbo"]}]}
+    with pytest.raises(stack_model.StackModelError) as err:
+        stack_model.build(values, [], kinds=[])
+    assert err.value.problems == [
+        "token_sync_clients[0].services names unknown service(s) turbo (known: none)"
+    ]
