@@ -30,6 +30,7 @@ molecule: setup
 
 bench: setup
 	$(VENV)/python bench/site_rerun_bench.py
+	$(VENV)/python bench/compose_engine_bench.py
 	$(VENV)/python bench/many_hosts_bench.py
 
 mutate: setup  ## mutation testing of plugins/module_utils (mutmut): score per file, surviving mutants

@@ -58,14 +58,23 @@ def bare_compose_and_curl(projects: list[str], targets: list[str]) -> tuple[floa
     return time.perf_counter() - start, ok
 
 
-def profile(playbook: list[str], env: dict[str, str], top: int = 12) -> list[str]:
-    """The slowest tasks of one no-change run (ansible.posix.profile_tasks)."""
-    env = {**env, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
-           "PROFILE_TASKS_TASK_OUTPUT_LIMIT": str(top)}  # fmt: skip
-    _, done = timed(playbook, env)
-    lines = done.stdout.splitlines()
+def profiled(env: dict[str, str], top: int = 12) -> dict[str, str]:
+    """``env`` with ansible.posix.profile_tasks on, listing the ``top`` slowest tasks."""
+    return {**env, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+            "PROFILE_TASKS_TASK_OUTPUT_LIMIT": str(top)}  # fmt: skip
+
+
+def slowest_tasks(stdout: str, top: int = 12) -> list[str]:
+    """The profile_tasks lines at the end of a run made with :func:`profiled`."""
+    lines = stdout.splitlines()
     start = next((i for i, x in enumerate(lines) if re.match(r"^=+\s*$", x)), len(lines))
     return [x for x in lines[start + 1 :] if x.strip()][:top]
+
+
+def profile(playbook: list[str], env: dict[str, str], top: int = 12) -> list[str]:
+    """The slowest tasks of one no-change run (ansible.posix.profile_tasks)."""
+    _, done = timed(playbook, profiled(env, top))
+    return slowest_tasks(done.stdout, top)
 
 
 def main() -> int:
