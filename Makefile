@@ -33,5 +33,5 @@ bench: setup
 	$(VENV)/python bench/compose_engine_bench.py
 	$(VENV)/python bench/many_hosts_bench.py
 
-mutate: setup  ## mutation testing of plugins/module_utils (mutmut): score per file, surviving mutants
+mutate: setup  ## mutation testing of plugins/module_utils and plugins/filter (mutmut): score per file, survivors
 	@bash scripts/mutate.sh
