@@ -59,7 +59,7 @@ def main() -> int:
               f"load average before: {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
         try:
             fleet.start()
-            one_fresh, _, _ = timed_site(fleet, one)
+            one_fresh, _, one_profile = timed_site(fleet, one)
             many_fresh, _, profile = timed_site(fleet, many)
             print(f"site.yml converge (fresh hosts): 1 host {one_fresh:.1f} s, {n} hosts "
                   f"{many_fresh:.1f} s, ratio {many_fresh / one_fresh:.2f}x", flush=True)  # fmt: skip
@@ -72,9 +72,10 @@ def main() -> int:
           f"{many_again:.1f} s, ratio {many_again / one_again:.2f}x "
           f"(changed={changed} over the re-runs)")  # fmt: skip
     print(f"target: {n} hosts at most 3x one host; load average after: {os.getloadavg()[0]:.1f}")
-    print(f"slowest tasks of the {n}-host converge (profile_tasks):")
-    for line in slowest_tasks(profile, 15):
-        print("  " + line)
+    for hosts, stdout in ((1, one_profile), (n, profile)):
+        print(f"slowest tasks of the {hosts}-host converge (profile_tasks):")
+        for line in slowest_tasks(stdout, 15):
+            print("  " + line)
     return 0
 
 
