@@ -110,11 +110,9 @@ def test_api_refused_without_the_key(model: dict, headers: dict) -> None:
 
 
 def test_models_sharing_a_gpu_start_in_order(host: Any, compose: dict) -> None:
-    """micro and mini share GPU 2: mini waits for micro to be healthy; medium does not wait."""
+    """micro and mini share GPU 2: the compose engine starts mini once micro is healthy (its
+    own wave, not compose's depends_on, which would recreate mini whenever micro is)."""
     services = compose["services"]
-    assert services["qwen3-mini"]["depends_on"] == {
-        "qwen3-micro": {"condition": "service_healthy", "required": True, "restart": False}
-    } or services["qwen3-mini"]["depends_on"] == {"qwen3-micro": {"condition": "service_healthy"}}
-    assert "depends_on" not in services["qwen3-medium"]
+    assert [name for name, service in services.items() if "depends_on" in service] == []
     started = {m["name"]: inspect(host, m)["State"]["StartedAt"] for m in MODELS}
     assert started["qwen3-mini"] > started["qwen3-micro"]
