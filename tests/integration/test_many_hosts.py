@@ -4,7 +4,8 @@ Ten fresh Debian 12 hosts (tests/integration/ssh_hosts.py: sshd on 127.0.0.1:230
 as ``admin`` with ``become``), each with its own root /opt/genai-manyNN, ports 43000 + 100 * NN,
 compose projects manyNN-*, secret and GPU set (1 to 3 declared GPUs: a GPU plan per host). They
 share this machine's dockerd. Each deploys a light stack: one vLLM model and ComfyUI (stand-ins),
-no Forge instance, nothing installed.
+no Forge instance, nothing installed (site.yml runs without the nvidia and forge tags: nothing for
+them to do here), and the rollout moves the vLLM model only.
 
 The order: site.yml on the ten with one host's model on a GPU it does not have (that host fails
 in the first play, the nine others converge), then that host fixed; validate.yml in one call (a
