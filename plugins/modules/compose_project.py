@@ -200,7 +200,7 @@ def masked(text: str | None, other: str | None) -> str:
             for line in (t or "").splitlines()
             if "=" in line and not line.startswith("#")
         )
-        return {key: value for key, value in pairs}
+        return dict(pairs)
 
     mine, theirs = values(text), values(other)
     lines = []
@@ -345,10 +345,12 @@ class Project:
     def ready(self) -> bool:
         """Whether every service of compose.yaml has a running container, healthy where checked."""
         compose = ["docker", "compose", "-f", os.path.join(self.dir, COMPOSE)]
-        rc, services, _ = self.module.run_command([*compose, "config", "--services"], cwd=self.dir)
+        rc, services, _err = self.module.run_command(
+            [*compose, "config", "--services"], cwd=self.dir
+        )
         if rc != 0:
             return False
-        rc, out, _ = self.module.run_command(
+        rc, out, _err = self.module.run_command(
             [*compose, "ps", "--all", "--format", "json"], cwd=self.dir
         )
         if rc != 0:
