@@ -83,12 +83,14 @@ cp -fL "$compose_bin" "$CACHE/cli-plugins/docker-compose"
 cp -fL "$(command -v docker)" "$CACHE/bin/docker"
 
 # --- Python venv ---------------------------------------------------------------------------
-HASH=$(hash_of requirements.txt pyproject.toml)
+# requirements.txt: the runtime lock (pyproject's dependencies); requirements-dev.txt: the tools
+# and tests on top of it (-r requirements.txt).
+HASH=$(hash_of requirements.txt requirements-dev.txt pyproject.toml)
 make_venv() {
-  log "creating the venv from requirements.txt"
+  log "creating the venv from requirements.txt and requirements-dev.txt"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -r requirements.txt
+  "$VENV/bin/pip" install -q -r requirements.txt -r requirements-dev.txt
   "$VENV/bin/pip" install -q --no-deps -e .   # the genai-stack CLI and panel
 }
 stamped venv make_venv

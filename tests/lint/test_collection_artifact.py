@@ -1,12 +1,13 @@
 """The collection as others get it: the artifact `ansible-galaxy collection build` makes holds only
 the collection, installs offline into a fresh path, and every plugin's documentation renders from
 that copy; the execution environment (execution-environment.yml) carries it with its dependencies;
-the manifests (galaxy.yml, requirements.yml, meta/runtime.yml, pyproject.toml, requirements.txt)
-agree with each other and with what the content uses."""
+the manifests (galaxy.yml, requirements.yml, meta/runtime.yml, pyproject.toml, the Python locks
+requirements.txt and requirements-dev.txt) agree with each other and with what the content uses."""
 
 from __future__ import annotations
 
 import filecmp
+import importlib.metadata
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
@@ -258,33 +260,104 @@ def test_requires_ansible_matches_pyproject_and_the_pin() -> None:
         assert str(requirement.specifier) == f"=={pins[requirement.name]}", name
 
 
-def pinned() -> dict[str, str]:
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+RUNTIME_LOCK = ROOT / "requirements.txt"
+DEV_LOCK = ROOT / "requirements-dev.txt"
+# What the project itself runs from the dev lock (make test, make mutate, scripts/setup.sh), each
+# with the extras it needs; their dependencies make up the rest of the lock.
+DEV_TOOLS = [
+    "ansible-lint",  # tests/lint/test_lint.py
+    "ansible-builder",  # execution-environment.yml (this file)
+    "antsibull-changelog",  # changelogs/ (tests/lint/test_lint.py)
+    "molecule",
+    "molecule-plugins[docker]",  # the scenarios' docker driver
+    "mutmut",  # make mutate
+    "playwright",  # tests/e2e (the panel in a browser)
+    "pytest",
+    "pytest-testinfra",  # the molecule scenarios' verifiers
+    "pytest-xdist",  # scripts/test.sh, tests/conftest.py
+    "python-dotenv",  # the dotenv round-trip tests
+    "httpx2",  # starlette's TestClient (the panel's tests)
+    "ruff",  # tests/lint/test_lint.py
+]
+
+
+def pinned(lock: Path = RUNTIME_LOCK) -> dict[str, str]:
     pins = {}
-    for line in requirement_lines(ROOT / "requirements.txt"):
+    for line in requirement_lines(lock):
+        if line.startswith("-r "):
+            continue
         name, _, version = line.partition("==")
-        pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+        pins[normalized(name)] = version
     return pins
+
+
+def installed_closure(roots: list[Requirement]) -> set[str]:
+    """The roots and everything they need, transitively, as the installed packages' metadata
+    says (with the markers of this Python and the extras asked for)."""
+    extras: dict[str, set[str]] = {}
+    todo = list(roots)
+    while todo:
+        requirement = todo.pop()
+        name = normalized(requirement.name)
+        wanted = {""} | set(requirement.extras)
+        if name in extras and wanted <= extras[name]:
+            continue
+        extras[name] = extras.get(name, set()) | wanted
+        for line in importlib.metadata.requires(name) or []:
+            needed = Requirement(line)
+            environments = [default_environment() | {"extra": e} for e in extras[name]]
+            if needed.marker is None or any(needed.marker.evaluate(e) for e in environments):
+                todo.append(needed)
+    return set(extras)
+
+
+def declared() -> list[Requirement]:
+    """pyproject's dependencies and its optional ones (the `windows` extra)."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(d) for d in pyproject["dependencies"]] + [
+        Requirement(d) for deps in pyproject.get("optional-dependencies", {}).values() for d in deps
+    ]
+
+
+@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK], ids=lambda p: p.name)
+def test_python_locks_hold_plain_pins(lock: Path) -> None:
+    """Plain pins only (no pip freeze leftovers); the dev lock includes the runtime lock."""
+    text = lock.read_text()
+    assert not re.search(r"(?im)^(# Editable|-e |.* @ )", text)
+    lines = requirement_lines(lock)
+    if lock == DEV_LOCK:
+        assert lines[0] == "-r requirements.txt"
+        lines = lines[1:]
+    assert [line for line in lines if not re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.]+", line)] == []
+    assert len(lines) == len(pinned(lock)), "a package pinned twice"
 
 
 def test_python_runtime_dependencies_are_declared_and_pinned() -> None:
     """pyproject declares what genai_stack needs; requirements.txt pins a version of each that
-    satisfies it, and holds only plain pins (no pip freeze leftovers)."""
-    text = (ROOT / "requirements.txt").read_text()
-    assert not re.search(r"(?im)^(# Editable|-e |.* @ )", text)
-    assert all(
-        re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.]+", line)
-        for line in requirement_lines(ROOT / "requirements.txt")
-    )
+    satisfies it, and exactly their transitive dependencies besides (nothing of the tools)."""
     pins = pinned()
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = [Requirement(d) for d in pyproject["dependencies"]]
-    declared += [
-        Requirement(d) for deps in pyproject.get("optional-dependencies", {}).values() for d in deps
-    ]
-    for requirement in declared:
-        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+    for requirement in declared():
+        name = normalized(requirement.name)
         assert name in pins, f"{requirement} is not pinned in requirements.txt"
         assert pins[name] in requirement.specifier, f"{name}=={pins[name]} breaks {requirement}"
+    assert sorted(pins) == sorted(installed_closure(declared()))
+
+
+def test_python_dev_lock_holds_the_rest() -> None:
+    """requirements-dev.txt pins the tools the project runs and what they need beyond the
+    runtime lock; every pin is in exactly one of the two files, and nothing is pinned that
+    nothing runs or needs (mypy and its stubs were: nothing ran them)."""
+    runtime, dev = pinned(RUNTIME_LOCK), pinned(DEV_LOCK)
+    assert sorted(set(runtime) & set(dev)) == []
+    wanted = installed_closure(declared() + [Requirement(tool) for tool in DEV_TOOLS])
+    assert sorted(wanted - set(runtime) - set(dev)) == [], "not pinned"
+    assert sorted((set(runtime) | set(dev)) - wanted) == [], "pinned, but nothing runs or needs it"
+    for name, version in (runtime | dev).items():
+        assert importlib.metadata.version(name) == version, f"{name}: .venv differs from the lock"
 
 
 # ansible-test bootstraps pip in its venvs with a get-pip script from ci-files.testing.ansible.com,

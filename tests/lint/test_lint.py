@@ -36,6 +36,21 @@ def test_ruff() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_changelog(tmp_path: Path) -> None:
+    """antsibull-changelog: the fragments (changelogs/fragments) and changelog.yaml lint clean,
+    and CHANGELOG.md is what `antsibull-changelog generate` writes from changelog.yaml."""
+    result = run(str(BIN / "antsibull-changelog"), "lint")
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+    changes = str(ROOT / "changelogs" / "changelog.yaml")
+    result = run(str(BIN / "antsibull-changelog"), "lint-changelog-yaml", changes)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+    out = tmp_path / "CHANGELOG.md"
+    result = run(str(BIN / "antsibull-changelog"), "generate", "--output", str(out),
+                 "--output-format", "md")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert out.read_text() == (ROOT / "CHANGELOG.md").read_text(), "antsibull-changelog generate"
+
+
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=str)
 def test_playbook_syntax(playbook: Path) -> None:
     result = run(str(BIN / "ansible-playbook"), "--syntax-check", str(playbook))
