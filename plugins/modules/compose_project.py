@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: compose_project
 short_description: Write a compose project's directories, env files and compose file in one call
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - The file side of the role C(myia.genai_stack.compose_rollout), the compose engine of the
     service roles. One call replaces a task per directory and per file.
