@@ -32,6 +32,7 @@ bench: setup
 	$(VENV)/python bench/site_rerun_bench.py
 	$(VENV)/python bench/compose_engine_bench.py
 	$(VENV)/python bench/many_hosts_bench.py
+	$(VENV)/python bench/status_bench.py
 
 mutate: setup  ## mutation testing of plugins/module_utils and plugins/filter (mutmut): score per file, survivors
 	@bash scripts/mutate.sh
