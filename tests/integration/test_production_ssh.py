@@ -141,13 +141,16 @@ class Lab(SshHost):
             Path(f"/opt/genai-{kind}-{distro}"), tmp / "id_ed25519",
             # a bare host has no docker: the role installs it
             docker=not compose,
-            projects=[f"prod{distro}-{project}" for project in ("vllm", "comfyui", "forge")],
+            # the bare host and the prod host of a distro run side by side (tests/conftest.py's
+            # work groups): each takes down only its own projects
+            projects=[f"{kind}{distro}-{project}" for project in ("vllm", "comfyui", "forge")],
         )  # fmt: skip
+        self.kind = kind
         self.repo = repo
         self.tmp = tmp
         #: a bare host has no docker: the role installs it (compose: the plugin's release URL)
         self.compose = compose
-        self.base = 40000 + 100 * int(distro)
+        self.base = (40050 if compose else 40000) + 100 * int(distro)
         self.inventory = tmp / "production"
         self.vault_pass = tmp / "genai-vault-pass"
         self.url, self.sums = models
@@ -245,9 +248,9 @@ class Lab(SshHost):
             },
             # one machine, many hosts: root, project names and ports of their own
             genai_root_dir=str(self.root),
-            vllm_qwen3_project_name=f"prod{self.distro}-vllm",
-            comfyui_qwen_auth_project_name=f"prod{self.distro}-comfyui",
-            forge_turbo_project_name=f"prod{self.distro}-forge",
+            vllm_qwen3_project_name=f"{self.kind}{self.distro}-vllm",
+            comfyui_qwen_auth_project_name=f"{self.kind}{self.distro}-comfyui",
+            forge_turbo_project_name=f"{self.kind}{self.distro}-forge",
             vllm_qwen3_models=vllm_models,
             comfyui_qwen_auth_port=base + 10,
             forge_turbo_instances=instances,
