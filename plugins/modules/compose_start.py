@@ -19,11 +19,11 @@ description:
     with no wave waiting for the slowest service of the wave before it.
   - With O(wait), it goes on until every service runs, healthy where it has a health check.
     A service fails when its container exits, turns unhealthy, or is not healthy within
-    O(projects[].timeout) from its own start; the services after it are then not started. Without O(wait),
-    it starts what can start now and returns (a later call with the same projects and
-    O(started) goes on).
-  - C(changed) when a service was started: a new or recreated container, or one that was not
-    running. A running container that C(up) leaves as it is does not count.
+    O(projects[].timeout) from its own start; the services after it are then not started.
+    Without O(wait), it starts what can start now and returns (a later call with the same
+    projects and O(started) goes on).
+  - C(changed) when a service was started (a new or recreated container, or one that was not
+    running); a running container that C(up) leaves as it is does not count.
 author:
   - genai_stack team (@myia)
 attributes:
