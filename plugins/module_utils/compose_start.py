@@ -124,9 +124,11 @@ class Schedule:
         """Move started services on from what their containers show."""
         self.note_started(seen)
         for service in self.services.values():
-            if service.status != STARTING:
-                continue
+            if service.status not in (STARTING, HEALTHY):
+                continue  # a healthy one is watched too: it may still exit while others start
             status, why = condition(seen.get(service.project, {}).get(service.name))
+            if service.status == HEALTHY and status != FAILED:
+                continue
             if status == STARTING and now - service.since > service.timeout:
                 status, why = FAILED, f"not healthy after {service.timeout:g}s"
             service.status, service.error = status, why
@@ -198,8 +200,7 @@ def run(
         schedule.mark_started(list(names), clock())
     first = set(schedule.projects)
     while True:
-        busy = {s.project for s in schedule.services.values() if s.status in (WAITING, STARTING)}
-        seen = {path: ps(path) for path in schedule.projects if path in busy}
+        seen = {path: ps(path) for path in schedule.projects}
         schedule.observe(seen, clock())
         launched = set()
         for path, services in schedule.startable().items():

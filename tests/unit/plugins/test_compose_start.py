@@ -8,9 +8,14 @@ tests check what was started, when, and in which order, across projects.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from test_compose_project import Bed
 
 from ansible_collections.myia.genai_stack.plugins.module_utils import compose_start as cs
 
@@ -55,6 +60,8 @@ class FakeDocker:
                     state, health = "exited", ""
                 elif ready and fate == "unhealthy":
                     health = "unhealthy"
+                elif fate == "crashes" and self.now - c["at"] >= self.load.get(name, 0) + 5:
+                    state, health = "exited", ""
             shown[name] = {"id": c["id"], "state": state, "health": health}
         return shown
 
@@ -179,6 +186,13 @@ def test_a_failed_service_stops_the_services_after_it_and_only_them(fate: str, w
     assert all(names != ["comfyui"] and names != ["turbo"] for _, _, names, _ in docker.ups)
 
 
+def test_a_healthy_service_that_exits_while_others_start_fails() -> None:
+    docker = FakeDocker({"a": 1, "b": 20}, {"a": "crashes"})
+    projects = [{"project_dir": "/p", "services": {"a": [], "b": ["a"]}}]
+    result = go(docker, projects)[0]
+    assert result["failed"] == {"a": "exited"} and result["healthy"] == ["b"]
+
+
 def test_the_timeout_counts_from_the_service_s_own_start() -> None:
     docker = FakeDocker({"a": 8, "b": 8})
     projects = [{"project_dir": "/p", "timeout": 9, "services": {"a": [], "b": ["a"]}}]
@@ -250,3 +264,124 @@ def test_parse_ps_reads_both_formats_of_compose() -> None:
     assert cs.parse_ps(json.dumps(rows)) == expected  # compose before 2.21
     assert cs.parse_ps("  \n") == {}
     assert cs.parse_ps('{"Service": "a"}') == {"a": {"id": "", "state": "", "health": ""}}
+
+
+# --- the module on the real docker, through ansible-playbook ---------------------------------
+
+SLOW = (  # healthy 3 s after its start, by its health check
+    "    image: local/debian:12\n    network_mode: none\n"
+    "    command: [sh, -c, 'sleep 3; touch /tmp/ok; exec sleep infinity']\n"
+    "    healthcheck: {test: [CMD, test, -e, /tmp/ok], interval: 1s, retries: 30}\n"
+)
+DIES = (  # exits 1 after a second, never healthy
+    "    image: local/debian:12\n    network_mode: none\n    command: [sh, -c, 'sleep 1; exit 1']\n"
+    "    healthcheck: {test: [CMD, test, -e, /tmp/never], interval: 1s, retries: 30}\n"
+)
+
+
+class Projects:
+    """Compose projects under tmp_path, named after this process, taken down at the end."""
+
+    def __init__(self, tmp: Path, request: pytest.FixtureRequest) -> None:
+        self.bed = Bed(tmp)
+        self.tmp = tmp
+        self.request = request
+
+    def make(self, short: str, services: dict[str, str]) -> Path:
+        path = self.tmp / short
+        path.mkdir()
+        body = "".join(f"  {name}:\n{spec}" for name, spec in services.items())
+        (path / "compose.yaml").write_text(
+            f"name: genai-start-{short}-{os.getpid()}\nservices:\n{body}"
+        )
+        down = ["docker", "compose", "-f", str(path / "compose.yaml"), "down", "-t", "0"]
+        self.request.addfinalizer(lambda: subprocess.run(down, capture_output=True, check=False))
+        return path
+
+    def start(self, name: str, projects: list[dict[str, Any]], **args: Any) -> dict[str, Any]:
+        task: dict[str, Any] = {"name": name, START: {"projects": projects, **args}}
+        if name.startswith("refused"):
+            task["ignore_errors"] = True
+        if args.pop("check", False):
+            task["check_mode"] = True
+            del task[START]["check"]
+        return task
+
+    def inspect(self, path: Path) -> dict[str, dict[str, Any]]:
+        """Each service's container (docker inspect), by service name."""
+        compose = ["docker", "compose", "-f", str(path / "compose.yaml")]
+        ids = subprocess.run([*compose, "ps", "-aq"], capture_output=True, text=True).stdout
+        if not ids.split():
+            return {}
+        found = json.loads(
+            subprocess.run(
+                ["docker", "inspect", *ids.split()], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in found}
+
+
+START = "myia.genai_stack.compose_start"
+
+
+@pytest.fixture
+def projects(tmp_path: Path, request: pytest.FixtureRequest) -> Projects:
+    return Projects(tmp_path, request)
+
+
+def started_at(container: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(container["State"]["StartedAt"][:26].rstrip("Z") + "+00:00")
+
+
+def test_the_module_starts_a_service_of_another_project_once_the_first_is_healthy(
+    projects: Projects,
+) -> None:
+    a = projects.make("a", {"first": SLOW})
+    b = projects.make("b", {"second": SLOW, "alone": SLOW})
+    spec = [
+        {"project_dir": str(a), "services": {"first": []}, "timeout": 30},
+        {"project_dir": str(b), "services": {"second": ["first"], "alone": []}, "timeout": 30},
+    ]
+    results, done = projects.bed.play(
+        projects.start("check", spec, check=True),
+        projects.start("start", spec),
+        projects.start("again", spec),
+    )
+    assert done.returncode == 0, done.stdout
+    check = results["check"]
+    assert check["changed"] is True
+    # (the play's YAML lists the services by name)
+    assert [p["pending"] for p in check["projects"]] == [["first"], ["alone", "second"]]
+
+    start = results["start"]
+    assert start["changed"] is True
+    assert [(p["started"], p["healthy"], p["failed"], p["ok"]) for p in start["projects"]] == [
+        (["first"], ["first"], {}, True),
+        (["alone", "second"], ["alone", "second"], {}, True),
+    ]
+    first, later = projects.inspect(a)["first"], projects.inspect(b)
+    waited = (started_at(later["second"]) - started_at(first)).total_seconds()
+    at_once = abs((started_at(later["alone"]) - started_at(first)).total_seconds())
+    assert waited >= 3.0, waited  # not before first was healthy
+    assert at_once < 2.5, at_once  # alone waits for nothing
+    again = results["again"]  # running and healthy: up leaves them, nothing started
+    assert again["changed"] is False
+    assert [p["started"] for p in again["projects"]] == [[], []]
+
+
+def test_the_module_fails_a_service_that_exits_and_starts_none_after_it(
+    projects: Projects,
+) -> None:
+    a = projects.make("a", {"dies": DIES})
+    b = projects.make("b", {"after": SLOW})
+    spec = [
+        {"project_dir": str(a), "services": {"dies": []}, "timeout": 30},
+        {"project_dir": str(b), "services": {"after": ["dies"]}, "timeout": 30},
+    ]
+    results, _ = projects.bed.play(projects.start("refused", spec))
+    refused = results["refused"]
+    assert refused["failed"] is True
+    assert refused["msg"] == "dies: exited; after: not started: dies is not healthy"
+    assert [p["ok"] for p in refused["projects"]] == [False, False]
+    assert projects.inspect(b) == {}  # never created
+    assert projects.inspect(a)["dies"]["State"]["ExitCode"] == 1
