@@ -98,7 +98,7 @@ def test_user_stack_defaults(with_reservation: dict) -> None:
     assert medium["image"] == "vllm/vllm-openai:v0.9.2"
     assert medium["ipc"] == "host" and medium["network_mode"] == "host"
     assert medium["command"][medium["command"].index("--tensor-parallel-size") + 1] == "2"
-    # start order is the compose engine's waves, not depends_on (which recreates dependents)
+    # start order is the compose engine's (compose_start), not depends_on (which recreates dependents)
     assert [name for name, service in services.items() if "depends_on" in service] == []
     assert medium["volumes"][0]["target"] == "/root/.cache/huggingface"
     assert medium["healthcheck"]["start_period"] == "20m0s"

@@ -110,8 +110,8 @@ def test_api_refused_without_the_key(model: dict, headers: dict) -> None:
 
 
 def test_models_sharing_a_gpu_start_in_order(host: Any, compose: dict) -> None:
-    """micro and mini share GPU 2: the compose engine starts mini once micro is healthy (its
-    own wave, not compose's depends_on, which would recreate mini whenever micro is)."""
+    """micro and mini share GPU 2: the compose engine starts mini once micro is healthy (the
+    GPU plan's order, not compose's depends_on, which would recreate mini whenever micro is)."""
     services = compose["services"]
     assert [name for name, service in services.items() if "depends_on" in service] == []
     started = {m["name"]: inspect(host, m)["State"]["StartedAt"] for m in MODELS}
