@@ -32,6 +32,7 @@ attributes:
     description: Starts nothing; reports which services do not run yet.
   diff_mode:
     support: none
+    description: Starting containers changes no file.
 options:
   projects:
     description: The compose projects, each with the services to start.
