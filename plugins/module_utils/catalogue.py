@@ -15,7 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.myia.genai_stack.plugins.module_utils import forge, specs, vllm
+from ansible_collections.myia.genai_stack.plugins.module_utils import (
+    argv_grammar,
+    forge,
+    grammar_comfyui,
+    specs,
+    vllm,
+)
 
 Values = Mapping[str, Any]
 Check = dict[str, Any]
@@ -173,11 +179,24 @@ COMFYUI_MODEL_FOLDERS = (
     "diffusion_models", "unet", "text_encoders", "clip", "vae", "loras", "checkpoints",
     "clip_vision", "upscale_models", "embeddings",
 )  # fmt: skip
-#: main.py flags the role renders itself or that would disable ComfyUI-Login
-COMFYUI_MANAGED_FLAGS = (
-    "--listen", "--port", "--enable-cors-header", "--disable-all-custom-nodes", "--cuda-device",
-)  # fmt: skip
+#: ComfyUI's VRAM modes (one flag each; comfyui_qwen_auth_vram_mode names one without "--")
+COMFYUI_VRAM_MODES = ("gpu-only", "highvram", "normalvram", "lowvram", "novram", "cpu")
+#: main.py flags the role sets itself, or that would turn ComfyUI-Login off: the variable (or the
+#: reason) each one comes from. Every spelling upstream's parser expands to one is refused too.
+COMFYUI_MANAGED_FLAGS: dict[str, str] = {
+    "--listen": "comfyui_qwen_auth_bind_address",
+    "--port": "comfyui_qwen_auth_port",
+    "--enable-cors-header": "comfyui_qwen_auth_cors_origin",
+    "--cuda-device": "comfyui_qwen_auth_gpu, the GPU plan",
+    "--preview-method": "comfyui_qwen_auth_preview_method",
+    **{f"--{mode}": "comfyui_qwen_auth_vram_mode" for mode in COMFYUI_VRAM_MODES},
+    "--disable-all-custom-nodes": "never: it would turn ComfyUI-Login off and open the API",
+    "--whitelist-custom-nodes": "never: it goes with --disable-all-custom-nodes",
+    "--base-directory": "never: it would move custom_nodes away from ComfyUI-Login",
+}
 _COMFYUI = "comfyui_qwen_auth"
+#: a pinned ComfyUI-Login: a 40-hex commit or a release tag (v1.2, 1.2.3), never a branch name
+LOGIN_PIN_RE = re.compile(r"^(?:[0-9a-f]{40}|v?\d+(?:\.\d+)+(?:[-.][A-Za-z0-9.]+)?)$")
 
 
 def _read_comfyui(v: Values) -> list[dict[str, Any]]:
@@ -209,19 +228,39 @@ def _read_comfyui(v: Values) -> list[dict[str, Any]]:
         if p
     ]
     problems += specs.env_problems(var("env"), where("env"), ("NVIDIA_VISIBLE_DEVICES",))
-    extra = var("extra_args")
-    if not isinstance(extra, list):
-        problems.append(f"{where('extra_args')} must be a list of arguments")
-    else:
-        for i, arg in enumerate(extra):
-            if str(arg).split("=", 1)[0] in COMFYUI_MANAGED_FLAGS:
-                problems.append(
-                    f"{where('extra_args')}[{i}] {arg!r} is managed by the role (--listen, --port "
-                    "and --enable-cors-header come from their variables, --cuda-device from "
-                    f"{where('gpu')}; --disable-all-custom-nodes would disable ComfyUI-Login)"
-                )
-            elif problem := specs.text_problem(arg, f"{where('extra_args')}[{i}]"):
-                problems.append(problem)
+    problems += argv_grammar.problems(
+        var("extra_args"),
+        grammar_comfyui.FLAGS,
+        COMFYUI_MANAGED_FLAGS,
+        where("extra_args"),
+        f"ComfyUI {grammar_comfyui.SOURCE['version']}",
+        choices=grammar_comfyui.CHOICES,
+        abbrev=grammar_comfyui.ALLOW_ABBREV,
+    )
+    preview = var("preview_method")
+    allowed = grammar_comfyui.CHOICES.get("--preview-method", ())
+    if preview not in (None, "") and allowed and str(preview) not in allowed:
+        problems.append(
+            f"{where('preview_method')} {preview!r} is not a preview method of ComfyUI; use one of "
+            + ", ".join(allowed)
+        )
+    vram = var("vram_mode")
+    if vram not in (None, "") and vram not in COMFYUI_VRAM_MODES:
+        problems.append(
+            f"{where('vram_mode')} {vram!r} must be empty or one of "
+            + ", ".join(COMFYUI_VRAM_MODES)
+        )
+    login = var("login_version")
+    if (
+        var("login_source") in (None, "git")
+        and not LOGIN_PIN_RE.match(str(login or ""))
+        and not var("login_allow_branch")
+    ):
+        problems.append(
+            f"{where('login_version')} {login!r} is not pinned: ComfyUI-Login is the lock on "
+            "ComfyUI's API, and a moving branch can change it on any run; give a 40-hex commit "
+            f"or a release tag (or set {where('login_allow_branch')}: true)"
+        )
     cors = var("cors_origin")
     if cors not in (None, "", "*") and not re.match(r"^https?://[^/\s]+$", str(cors)):
         problems.append(
@@ -415,6 +454,11 @@ KINDS: dict[str, Kind] = {
                     "cors_origin",
                     "models",
                     "allow_unverified",
+                    "preview_method",
+                    "vram_mode",
+                    "login_source",
+                    "login_version",
+                    "login_allow_branch",
                 )
             ),
             read=_read_comfyui,

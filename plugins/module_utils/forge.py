@@ -31,7 +31,11 @@ import json
 import re
 from typing import Any
 
-from ansible_collections.myia.genai_stack.plugins.module_utils import specs
+from ansible_collections.myia.genai_stack.plugins.module_utils import (
+    argv_grammar,
+    grammar_forge,
+    specs,
+)
 
 
 def _words(text: str) -> list[str]:
@@ -43,67 +47,24 @@ CONTAINER_WORKSPACE = "/workspace"
 #: the checkpoint folder of the workspace, linked into Forge's models/Stable-diffusion
 CHECKPOINT_SUBDIR = "storage/stable_diffusion/models/ckpt"
 
-#: Forge flags (modules/cmd_args.py, backend/args.py and the built-in extensions' preload.py,
-#: e.g. --lora-dir of extensions-builtin/sd_forge_lora) that take no value
-FORGE_SWITCHES = frozenset(
-    _words(
-        """
-    -f --update-all-extensions --skip-python-version-check --skip-torch-cuda-test
-    --reinstall-xformers --reinstall-torch --update-check --test-server --log-startup
-    --skip-prepare-environment --skip-install --dump-sysinfo --do-not-download-clip --no-half
-    --no-half-vae --no-progressbar-hiding --allow-code --medvram --medvram-sdxl --lowvram
-    --lowram --always-batch-cond-uncond --unload-gfpgan --upcast-sampling --share
-    --enable-insecure-extension-access --xformers --force-enable-xformers
-    --xformers-flash-attention --deepdanbooru --opt-split-attention --opt-sub-quad-attention
-    --opt-split-attention-invokeai --opt-split-attention-v1 --opt-sdp-attention
-    --opt-sdp-no-mem-attention --disable-opt-split-attention --disable-nan-check --use-ipex
-    --disable-model-loading-ram-optimization --listen --show-negative-prompt
-    --hide-ui-dir-config --freeze-settings --gradio-debug --opt-channelslast --autolaunch
-    --use-textbox-seed --disable-console-progressbars --enable-console-prompts
-    --disable-safe-unpickle --api --api-log --nowebui --ui-debug-mode --administrator
-    --disable-tls-verify --gradio-queue --no-gradio-queue --skip-version-check --no-hashing
-    --no-download-sd-model --add-stop-route --api-server-stop --disable-all-extensions
-    --disable-extra-extensions --skip-load-model-at-start --unix-filenames-sanitization
-    --no-prompt-history --all-in-fp32 --all-in-fp16 --unet-in-bf16 --unet-in-fp16
-    --unet-in-fp8-e4m3fn --unet-in-fp8-e5m2 --vae-in-fp16 --vae-in-fp32 --vae-in-bf16
-    --vae-in-cpu --clip-in-fp8-e4m3fn --clip-in-fp8-e5m2 --clip-in-fp16 --clip-in-fp32
-    --attention-split --attention-quad --attention-pytorch --force-upcast-attention
-    --disable-attention-upcast --disable-xformers --disable-ipex-hijack --always-gpu
-    --always-high-vram --always-normal-vram --always-low-vram --always-no-vram --always-cpu
-    --always-offload-from-vram --pytorch-deterministic --cuda-malloc --cuda-stream
-    --pin-shared-memory --disable-gpu-warning
-    """
-    )
-)
-#: Forge flags that take one value (--use-cpu and --styles-file take one or more)
-FORGE_OPTIONS = frozenset(
-    _words(
-        """
-    --loglevel --data-dir --models-dir --config --ckpt --ckpt-dir --vae-dir --text-encoder-dir
-    --gfpgan-dir --gfpgan-model --max-batch-count --embeddings-dir
-    --textual-inversion-templates-dir --hypernetwork-dir --localizations-dir --precision
-    --ngrok --ngrok-region --ngrok-options --codeformer-models-path --gfpgan-models-path
-    --esrgan-models-path --bsrgan-models-path --realesrgan-models-path --dat-models-path
-    --clip-models-path --sub-quad-q-chunk-size --sub-quad-kv-chunk-size
-    --sub-quad-chunk-threshold --use-cpu --port --ui-config-file --freeze-settings-in-sections
-    --freeze-specific-settings --ui-settings-file --gradio-auth --gradio-auth-path
-    --gradio-img2img-tool --gradio-inpaint-tool --gradio-allowed-path --styles-file --theme
-    --vae-path --api-auth --device-id --cors-allow-origins --cors-allow-origins-regex
-    --tls-keyfile --tls-certfile --server-name --subpath --timeout-keep-alive
-    --filenames-max-length --forge-ref-a1111-home --controlnet-dir
-    --controlnet-preprocessor-models-dir --gpu-device-id --directml --lora-dir
-    """
-    )
-)
-#: flags the role sets itself; an instance's args_extra may not set them
-MANAGED_FLAGS = frozenset(
-    _words(
-        """
-    --port --listen --server-name --api --api-auth --gradio-auth --gradio-auth-path
-    --ui-settings-file --ui-config-file --ckpt-dir --gpu-device-id --device-id --share --ngrok
-    """
-    )
-)
+#: flags the role sets itself (FORGE_ARGS, or FORGE_PORT_LOCAL for the port), and where each value
+#: comes from; an instance's args_extra may not set them in any spelling
+MANAGED_FLAGS: dict[str, str] = {
+    "--port": "the instance's port (FORGE_PORT_LOCAL)",
+    "--listen": "the instance's bind_address (--server-name)",
+    "--server-name": "the instance's bind_address",
+    "--api": "the role (the API is always on)",
+    "--api-auth": "the derived Forge credential",
+    "--gradio-auth": "the derived Forge credential (gradio_auth)",
+    "--gradio-auth-path": "the derived Forge credential (gradio_auth)",
+    "--ui-settings-file": "the instance's settings_file",
+    "--ui-config-file": "the instance's ui_config_file",
+    "--ckpt-dir": "the instance's checkpoint",
+    "--gpu-device-id": "the GPU plan (the instance's gpus)",
+    "--device-id": "the GPU plan (the instance's gpus)",
+    "--share": "never: it would publish the instance through a gradio.live tunnel",
+    "--ngrok": "never: it would publish the instance through an ngrok tunnel",
+}
 #: ai-dock supervisor programs that must not start with host networking
 NO_AUTOSTART = (
     "caddy",
@@ -205,28 +166,21 @@ def _checkpoint(raw: Any, where: str, problems: list[str], require_sha256: bool)
 def _args_problems(args: Any, where: str) -> list[str]:
     if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
         return [f"{where} must be a list of strings"]
-    problems = []
-    expect_value = False
-    for i, raw in enumerate(args):
-        arg = str(raw)
-        if any(c.isspace() for c in arg) or any(c in arg for c in "*?[]$`\\'\""):
-            problems.append(
-                f"{where}[{i}] '{arg}': the image word-splits and glob-expands FORGE_ARGS, so "
-                "arguments may not hold spaces, quotes, $, backslashes or glob characters"
-            )
-            continue
-        if arg.startswith("-"):
-            flag = arg.split("=", 1)[0]
-            if flag in MANAGED_FLAGS:
-                problems.append(f"{where}[{i}] '{flag}' is set by the role; remove it")
-            elif flag not in FORGE_SWITCHES and flag not in FORGE_OPTIONS:
-                problems.append(f"{where}[{i}] '{flag}' is not a Forge flag")
-            expect_value = flag in FORGE_OPTIONS and "=" not in arg
-        elif not expect_value and i == 0:
-            problems.append(f"{where}[{i}] '{arg}' is not a flag")
-        else:
-            expect_value = False
-    return problems
+    unsplittable = [
+        f"{where}[{i}] '{arg}': the image word-splits and glob-expands FORGE_ARGS, so "
+        "arguments may not hold spaces, quotes, $, backslashes or glob characters"
+        for i, arg in enumerate(map(str, args))
+        if any(c.isspace() for c in arg) or any(c in arg for c in "*?[]$`\\'\"")
+    ]
+    return unsplittable or argv_grammar.problems(
+        args,
+        grammar_forge.FLAGS,
+        MANAGED_FLAGS,
+        where,
+        f"Forge {grammar_forge.SOURCE['version']}",
+        choices=grammar_forge.CHOICES,
+        abbrev=grammar_forge.ALLOW_ABBREV,
+    )
 
 
 def normalize(

@@ -160,3 +160,32 @@ def text_problem(value: Any, where: str) -> str | None:
     if isinstance(value, str) and any(ord(c) < 32 or c in "\x7f\u2028\u2029" for c in value):
         return f"{where} {value!r} must be one line without control characters"
     return None
+
+
+#: directories of the host's own system: a root directory there would write the stack's projects
+#: over the system's files (or into a pseudo filesystem)
+_SYSTEM_DIRS_TEXT = """
+    / /bin /boot /dev /etc /home /lib /lib32 /lib64 /libx32 /media /mnt /opt /proc /root /run
+    /sbin /srv /sys /tmp /usr /usr/bin /usr/lib /usr/local /usr/sbin /usr/share /var /var/lib
+    /var/log /var/tmp
+"""
+SYSTEM_DIRS = frozenset(_SYSTEM_DIRS_TEXT.split())
+#: trees nothing of the stack may live in
+SYSTEM_TREES = ("/proc/", "/sys/", "/dev/", "/run/", "/boot/", "/etc/")
+
+
+def directory_problem(value: Any, where: str) -> str | None:
+    """A host directory the stack owns: absolute, no '..', and neither '/' nor a system
+    directory (``/``, ``/etc``, ``/usr``... and anything under /proc, /sys, /dev, /run, /boot,
+    /etc)."""
+    if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
+        return f"{where} {value!r} must be an absolute path without '..'"
+    if problem := text_problem(value, where):
+        return problem
+    path = "/" + "/".join(p for p in value.split("/") if p not in ("", "."))
+    if path in SYSTEM_DIRS or (path + "/").startswith(SYSTEM_TREES):
+        return (
+            f"{where} {value!r} is a system directory: the stack's projects, env files and "
+            "snapshots would be written there; use a directory of its own such as /opt/genai"
+        )
+    return None

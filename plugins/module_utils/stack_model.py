@@ -150,13 +150,8 @@ def build(
     published = records + [dict(r) for r in services_of_others or []]
 
     root = values.get("genai_root_dir")
-    if root is not None and (
-        not isinstance(root, str)
-        or not root.startswith("/")
-        or ".." in root.split("/")
-        or specs.text_problem(root, "")
-    ):
-        problems.append(f"genai_root_dir {root!r} must be an absolute path without '..'")
+    if root is not None and (problem := specs.directory_problem(root, "genai_root_dir")):
+        problems.append(problem)
     if values.get("genai_bind_address") is not None:
         problem = specs.address_problem(values["genai_bind_address"], "genai_bind_address")
         if problem:

@@ -193,6 +193,39 @@ def test_rotate_tokens_everything_follows_and_nothing_leaks(stack: None) -> None
     assert done.returncode == 0 and recap(done.stdout)["changed"] == 0
 
 
+SECRET_FILE = ROOT / ".secrets" / "itest" / "genai_secret.vault"
+
+
+def test_a_lost_secret_is_refused_before_any_change_then_rotated_on_purpose(stack: None) -> None:
+    """No secret file on the controller while the host holds credentials: site.yml stops in its
+    first plays, names the file and both ways out, and every file on the host stays byte for
+    byte; rotate_tokens.yml then rotates on purpose and site.yml is clean again."""
+    lost = SECRET_FILE.with_suffix(".lost")
+    SECRET_FILE.rename(lost)
+    try:
+        before = tree_digest(PROJECT.parent)
+        ids = {p: container_ids(p) for p in ("itest-vllm", "itest-comfyui", "itest-forge")}
+        done = playbook("site.yml")
+        assert done.returncode != 0
+        said = " ".join(done.stdout.split())
+        assert f"The secret file {SECRET_FILE} is missing, but gpu-host already hold" in said
+        assert f"{PROJECT.parent}/clients/genai.env" in said
+        assert "restore the file" in said and "playbooks/rotate_tokens.yml" in said
+        assert not SECRET_FILE.exists(), "a new secret was generated"
+        assert tree_digest(PROJECT.parent) == before
+        assert {p: container_ids(p) for p in ids} == ids
+        old = client_values()
+        done = playbook("playbooks/rotate_tokens.yml")
+        assert done.returncode == 0, done.stdout[-5000:]
+        assert SECRET_FILE.exists()
+        assert client_values()["VLLM_API_KEY"] != old["VLLM_API_KEY"]
+        assert client_values()["VLLM_API_KEY"] == api_key()
+        done = playbook("site.yml")
+        assert done.returncode == 0 and recap(done.stdout)["changed"] == 0
+    finally:
+        lost.unlink(missing_ok=True)
+
+
 def test_site_settles_each_project_on_its_own_when_one_fails_at_the_end(
     stack: None, tmp_path: Path
 ) -> None:

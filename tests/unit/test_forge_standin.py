@@ -524,16 +524,15 @@ def test_cpu_target_prepends_the_platform_flags() -> None:
 
 
 def test_the_standin_knows_exactly_the_flags_the_role_checks_against() -> None:
-    from ansible_collections.myia.genai_stack.plugins.module_utils import forge
+    """The stand-in's parser and the grammar read from Forge's source (grammar_forge) agree on
+    every flag and on how many values each takes."""
+    from ansible_collections.myia.genai_stack.plugins.module_utils import grammar_forge
 
     parser = standin.make_parser()
-    flags = {s for action in parser._actions for s in action.option_strings} - {"-h", "--help"}
-    switches = {
-        s
+    arity = {
+        s: 0 if action.nargs == 0 else 1 if action.nargs is None else action.nargs
         for action in parser._actions
         for s in action.option_strings
-        if action.nargs == 0 and s not in ("-h", "--help")
     }
-    assert flags == set(forge.FORGE_SWITCHES | forge.FORGE_OPTIONS)
-    assert switches == set(forge.FORGE_SWITCHES)
-    assert {"--lora-dir", "--disable-gpu-warning"} <= flags
+    assert arity == grammar_forge.FLAGS
+    assert {"--lora-dir", "--disable-gpu-warning", "--skip-google-blockly"} <= set(arity)

@@ -240,6 +240,8 @@ def make_parser() -> ForgeArgumentParser:
         "--add-stop-route", "--api-server-stop", "--disable-all-extensions",
         "--disable-extra-extensions", "--skip-load-model-at-start",
         "--unix-filenames-sanitization", "--no-prompt-history",
+        "--skip-google-blockly",
+        "--controlnet-tracemalloc",  # extensions-builtin/sd_forge_controlnet/preload.py
     ):  # fmt: skip
         add(flag, action="store_true")
     add("--gradio-queue", action="store_true", default=True)
@@ -258,7 +260,9 @@ def make_parser() -> ForgeArgumentParser:
         "--cors-allow-origins-regex", "--tls-keyfile", "--tls-certfile", "--server-name",
         "--subpath", "--forge-ref-a1111-home", "--controlnet-dir",
         "--controlnet-preprocessor-models-dir",
-        "--lora-dir",  # extensions-builtin/sd_forge_lora/preload.py
+        "--lora-dir", "--lyco-dir-backcompat",  # extensions-builtin/sd_forge_lora/preload.py
+        "--scunet-models-path",  # extensions-builtin/ScuNET/preload.py
+        "--swinir-models-path",  # extensions-builtin/SwinIR/preload.py
     ):  # fmt: skip
         add(flag, type=str, default=None)
     for flag, default in (
@@ -272,6 +276,8 @@ def make_parser() -> ForgeArgumentParser:
         add(flag, type=int, default=default)
     add("--port", type=int, default=None)
     add("--precision", type=str, choices=["full", "half", "autocast"], default="autocast")
+    add("--controlnet-loglevel", default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])  # fmt: skip
     add("--ngrok-options", type=json.loads, default={})
     add("--use-cpu", nargs="+", default=[], type=str.lower)
     add("--gradio-allowed-path", action="append", default=[])

@@ -233,10 +233,15 @@ def comfy(**change: Any) -> dict[str, Any]:
         "image_tag": "v1",
         "env": {"A": "1"},
         "start_timeout": 600,
-        "extra_args": ["--lowvram"],
+        "extra_args": ["--use-split-cross-attention"],
         "cors_origin": "",
         "models": [],
         "allow_unverified": False,
+        "preview_method": "auto",
+        "vram_mode": "",
+        "login_source": "git",
+        "login_version": "69109257f4629a11ebe26cd65667536c4f8dddcb",
+        "login_allow_branch": False,
     }
     values.update(change)
     return {f"{C}_{k}": v for k, v in values.items()}
@@ -281,7 +286,7 @@ def test_comfyui_accepts_its_optional_settings() -> None:
         models=[model, {"name": "b", "folder": "loras", "url": "ftp://m/b", "sha256": "f" * 64},
                 {"name": "c", "folder": "unet", "url": "", "sha256": ""},
                 {"name": "d", "folder": "clip", "url": "file:///d"}],
-        allow_unverified=True, extra_args=["--listenx", "--preview-method=auto", 5],
+        allow_unverified=True, extra_args=["--fast", "--reserve-vram", 5],
     )  # fmt: skip
     (spec,) = KINDS["comfyui"].read(values)
     assert spec["hostname"] is None
@@ -317,16 +322,25 @@ def test_comfyui_accepts_its_optional_settings() -> None:
         ({"env": {"NVIDIA_VISIBLE_DEVICES": "1"}},
          f"{C}_env.NVIDIA_VISIBLE_DEVICES: set by the role, it cannot be overridden"),
         ({"extra_args": None}, f"{C}_extra_args must be a list of arguments"),
-        ({"extra_args": ["--a", "--disable-all-custom-nodes"]},
-         f"{C}_extra_args[1] '--disable-all-custom-nodes' is managed by the role (--listen, "
-         "--port and --enable-cors-header come from their variables, --cuda-device from "
-         f"{C}_gpu; --disable-all-custom-nodes would disable ComfyUI-Login)"),
+        ({"extra_args": ["--cpu-vae", "--disable-all-custom-nodes"]},
+         f"{C}_extra_args[1] '--disable-all-custom-nodes' is refused: it would turn ComfyUI-Login "
+         "off and open the API"),
         ({"extra_args": ["--port=1=2"]},
-         f"{C}_extra_args[0] '--port=1=2' is managed by the role (--listen, "
-         "--port and --enable-cors-header come from their variables, --cuda-device from "
-         f"{C}_gpu; --disable-all-custom-nodes would disable ComfyUI-Login)"),
-        ({"extra_args": ["--a", "b\tc"]},
+         f"{C}_extra_args[0] '--port' is set by the role from {C}_port; remove it"),
+        ({"extra_args": ["--cpu-vae", "b\tc"]},
          f"{C}_extra_args[1] 'b\\tc' must be one line without control characters"),
+        ({"extra_args": ["--lowvram"]},
+         f"{C}_extra_args[0] '--lowvram' is set by the role from {C}_vram_mode; remove it"),
+        ({"vram_mode": "--lowvram"},
+         f"{C}_vram_mode '--lowvram' must be empty or one of gpu-only, highvram, normalvram, "
+         "lowvram, novram, cpu"),
+        ({"preview_method": "fast"},
+         f"{C}_preview_method 'fast' is not a preview method of ComfyUI; use one of none, auto, "
+         "latent2rgb, taesd"),
+        ({"login_version": "main"},
+         f"{C}_login_version 'main' is not pinned: ComfyUI-Login is the lock on ComfyUI's API, "
+         "and a moving branch can change it on any run; give a 40-hex commit or a release tag "
+         f"(or set {C}_login_allow_branch: true)"),
         ({"cors_origin": "https://c.myia.io/"},
          f"{C}_cors_origin 'https://c.myia.io/' must be empty, '*' or an origin like "
          "https://<hostname> (scheme and host, no path)"),
@@ -373,11 +387,6 @@ def test_every_comfyui_problem_is_reported_at_once() -> None:
         extra_args=["--cuda-device", "--listen=1", "ok"], cors_origin="c",
         models=[{"name": "a/b", "folder": "f", "sha256": "s", "url": "u"}, "x"],
     )  # fmt: skip
-    managed = (
-        "is managed by the role (--listen, --port and --enable-cors-header come from their "
-        f"variables, --cuda-device from {C}_gpu; --disable-all-custom-nodes would disable "
-        "ComfyUI-Login)"
-    )
     assert found == [
         f"{C}_service_name '' must be letters, digits, '.', '-' or '_' (at most 63, no '..'): "
         "it names the compose service and its files",
@@ -389,8 +398,9 @@ def test_every_comfyui_problem_is_reported_at_once() -> None:
         f"{C}_image is empty: set an image reference such as vllm/vllm-openai:v0.9.2",
         f"{C}_start_timeout None must be a positive number of seconds",
         f"{C}_env must be a mapping of environment variables",
-        f"{C}_extra_args[0] '--cuda-device' {managed}",
-        f"{C}_extra_args[1] '--listen=1' {managed}",
+        f"{C}_extra_args[0] '--cuda-device' is set by the role from {C}_gpu, the GPU plan; "
+        "remove it",
+        f"{C}_extra_args[1] '--listen' is set by the role from {C}_bind_address; remove it",
         f"{C}_cors_origin 'c' must be empty, '*' or an origin like https://<hostname> (scheme "
         "and host, no path)",
         f"{C}_models[0].name 'a/b' must be a file name without '/'",

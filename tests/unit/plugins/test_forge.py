@@ -176,7 +176,7 @@ def test_caddy_runs_only_with_a_web_port() -> None:
         ({"web_port": 36525}, "forge_turbo_instances[1].port 36525 is already used by forge_turbo_instances[0].web_port"),
         ({"name": "main"}, "duplicate name, also forge_turbo_instances[0].name"),
         ({"name": "Turbo!"}, "forge_turbo_instances[0].name must be lower-case"),
-        ({"args_extra": ["--bogus"]}, "args_extra[0] '--bogus' is not a Forge flag"),
+        ({"args_extra": ["--bogus"]}, "args_extra[0] '--bogus' is not a flag of Forge 2.0.1v1.10.1"),
         ({"args_extra": ["--api-auth", "a:b"]}, "args_extra[0] '--api-auth' is set by the role"),
         ({"args_extra": ["--port=1"]}, "'--port' is set by the role"),
         ({"args_extra": ["--theme dark"]}, "may not hold spaces"),
@@ -491,6 +491,7 @@ def test_compose_without_gpu_reservations(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- exact problems
 
+FORGE = "Forge 2.0.1v1.10.1"
 LABEL = "instance 'x' (forge_turbo_instances[0]): forge_turbo_instances[0]"
 WHERE = "forge_turbo_instances[0]"
 GLOB = (
@@ -542,13 +543,17 @@ def one(change: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[
         ),
         ({"args_extra": "--api"}, [f"{LABEL}.args_extra must be a list of strings"]),
         ({"args_extra": [{"a": 1}]}, [f"{LABEL}.args_extra must be a list of strings"]),
-        ({"args_extra": ["dark"]}, [f"{LABEL}.args_extra[0] 'dark' is not a flag"]),
         (
-            {"args_extra": ["bad arg", "--bogus"]},
+            {"args_extra": ["dark"]},
             [
-                f"{LABEL}.args_extra[0] 'bad arg': {GLOB}",
-                f"{LABEL}.args_extra[1] '--bogus' is not a Forge flag",
+                f"{LABEL}.args_extra[0] 'dark' is a stray word: no flag before it takes a value, "
+                f"so {FORGE} would refuse it (unrecognized arguments)"
             ],
+        ),
+        ({"args_extra": ["bad arg", "--bogus"]}, [f"{LABEL}.args_extra[0] 'bad arg': {GLOB}"]),
+        (
+            {"args_extra": ["--bogus"]},
+            [f"{LABEL}.args_extra[0] '--bogus' is not a flag of {FORGE}"],
         ),
         (
             {"gpus": ["a"]},
@@ -675,12 +680,59 @@ def test_empty_optional_values_mean_unset() -> None:
     assert instance["image"] == "ghcr.io/ai-dock/stable-diffusion-webui-forge:latest-cuda"
 
 
-def test_a_stray_word_may_follow_any_flag_but_not_start_the_list() -> None:
-    """Only the first word must be a flag: --use-cpu and --styles-file take several values."""
-    assert one({"args_extra": ["--use-cpu", "a", "b", "--no-half", "Xtra"]})["args_extra"][-1] == (
-        "Xtra"
-    )
-    assert problem_list({"args_extra": ["Xtra"]}) == [f"{LABEL}.args_extra[0] 'Xtra' is not a flag"]
+def test_each_flag_takes_exactly_its_own_number_of_values() -> None:
+    """--use-cpu takes one or more values, --styles-file exactly one (repeatable), a switch none:
+    a word no flag takes is refused, as Forge's parse_args refuses it."""
+    assert one({"args_extra": ["--use-cpu", "a", "b", "--styles-file", "s.csv"]})
+    assert problem_list({"args_extra": ["--xformers", "stray"]}) == [
+        f"{LABEL}.args_extra[1] 'stray' is a stray word: --xformers takes no value, so {FORGE} "
+        "would refuse it (unrecognized arguments)"
+    ]
+    assert problem_list({"args_extra": ["--styles-file", "a.csv", "b.csv"]}) == [
+        f"{LABEL}.args_extra[2] 'b.csv' is a stray word: --styles-file takes one value, so "
+        f"{FORGE} would refuse it (unrecognized arguments)"
+    ]
+    assert problem_list({"args_extra": ["--styles-file"]}) == [
+        f"{LABEL}.args_extra[0] '--styles-file' needs one value ({FORGE})"
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--skip-google-blockly"],
+        ["--controlnet-loglevel", "DEBUG"],
+        ["--controlnet-tracemalloc"],
+        ["--lyco-dir-backcompat", "/workspace/lyco"],
+        ["--scunet-models-path", "/workspace/scunet"],
+        ["--swinir-models-path", "/workspace/swinir"],
+    ],
+)
+def test_real_flags_of_the_builtin_extensions_are_accepted(args: list[str]) -> None:
+    assert one({"args_extra": args})["args_extra"] == args
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--api-a", "u:p"], "'--api-a' abbreviates --api-auth ({F} expands abbreviations), "
+         "which is set by the role from the derived Forge credential; remove it"),
+        (["--server", "0.0.0.0"], "'--server' abbreviates --server-name ({F} expands "
+         "abbreviations), which is set by the role from the instance's bind_address; remove it"),
+        (["--sha"], "'--sha' abbreviates --share ({F} expands abbreviations), which is refused: "
+         "it would publish the instance through a gradio.live tunnel"),
+        (["--xform"], "'--xform' is an abbreviation ({F} would read --xformers or "
+         "--xformers-flash-attention); write the flag in full"),
+        (["--controlnet-loglevel", "LOUD"], "'LOUD' is not a value of --controlnet-loglevel in "
+         "{F}; use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        (["--xformers=yes"], "'--xformers' takes no value ({F}); remove '=yes'"),
+    ],
+)  # fmt: skip
+def test_managed_abbreviated_and_wrong_flags_are_refused(args: list[str], problem: str) -> None:
+    at = 1 if problem.startswith("'LOUD'") else 0
+    assert problem_list({"args_extra": args}) == [
+        f"{LABEL}.args_extra[{at}] " + problem.replace("{F}", FORGE)
+    ]
 
 
 def test_checkpoint_is_normalized() -> None:

@@ -586,8 +586,24 @@ def test_hostnames_collide_whatever_their_case_and_names_do_not() -> None:
 
 def test_a_root_dir_on_two_lines_is_refused() -> None:
     assert problems(stack_values(genai_root_dir="/opt/genai\n/x")) == [
-        "genai_root_dir '/opt/genai\\n/x' must be an absolute path without '..'"
+        "genai_root_dir '/opt/genai\\n/x' must be one line without control characters"
     ]
+
+
+@pytest.mark.parametrize(
+    "root",
+    ["/", "//", "/etc", "/usr/", "/var/lib", "/opt", "/proc/genai", "/./etc/x", "/run/genai"],
+)
+def test_a_root_dir_that_is_a_system_directory_is_refused(root: str) -> None:
+    assert problems(stack_values(genai_root_dir=root)) == [
+        f"genai_root_dir {root!r} is a system directory: the stack's projects, env files and "
+        "snapshots would be written there; use a directory of its own such as /opt/genai"
+    ]
+
+
+@pytest.mark.parametrize("root", ["/opt/genai", "/srv/genai", "/var/lib/genai", "/data"])
+def test_a_root_dir_of_its_own_is_accepted(root: str) -> None:
+    stack_model.build(stack_values(genai_root_dir=root), GPUS)
 
 
 def test_every_unknown_service_to_update_is_named() -> None:
