@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -597,3 +598,47 @@ def test_websocket_with_token_sends_status(server: Server) -> None:
         sock.sendall(bytes([0x88, 0x80]) + b"\x00\x00\x00\x00")  # masked close
     finally:
         sock.close()
+
+
+def test_the_token_is_logged_in_full_at_start_as_upstream_does(tmp_path: Path) -> None:
+    """ComfyUI-Login logs ``For direct API calls, use token=<hash>`` at INFO: logs.yml must
+    redact it (tests/integration/test_comfyui_fail_closed.py)."""
+    srv = start(make_root(tmp_path))
+    try:
+        assert f"use token={TOKEN}" in srv.log.read_text()
+    finally:
+        srv.stop()
+
+
+def test_an_unreadable_password_file_leaves_comfyui_open_as_upstream_does() -> None:
+    """Upstream catches only FileNotFoundError when it reads PASSWORD: a process that may not
+    read it (an image running as non-root, PASSWORD root 0600) fails to import the node and
+    serves without authentication. The role runs the container as PASSWORD's owner."""
+    base = Path(tempfile.mkdtemp(prefix="comfy-nonroot-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        root = make_root(base)
+        for path in [root, *root.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+        (root / "login" / "PASSWORD").chmod(0o600)  # root's
+        port = free_port()
+        log = base / "nonroot.log"
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                   sys.executable, "main.py", "--listen", "127.0.0.1", "--port", str(port)]  # fmt: skip
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=root, env=env_with(), stdout=out, stderr=subprocess.STDOUT
+            )
+        srv = Server(process, port, root, log)
+        try:
+            srv.wait_ready()
+            assert srv.get("/system_stats", token=None).status_code == 200
+            assert srv.get("/login", token=None).status_code == 200
+            text = log.read_text()
+            assert "Cannot import" in text and "Permission denied" in text
+            assert "use token=" not in text
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -10,6 +10,10 @@ checked only when ``--enable-cors-header`` is unset, ``*`` or equal to the reque
 302 to /login when Accept holds text/html, else 401 ``{"error": "Authentication required."}``; a
 malformed Authorization header gives 500.
 
+As upstream, the token is logged in full at INFO (``For direct API calls, use token=<hash>``), and
+a PASSWORD the process cannot read (PermissionError, which upstream does not catch) makes the node
+fail to import: ComfyUI then serves every route without authentication (/login still answers).
+
 Deliberate difference: upstream, a missing PASSWORD leaves the token empty (``?token=`` passes).
 The stand-in refuses to start instead (exit 1, a log line naming the file), so a deployment that
 starts ComfyUI before writing PASSWORD fails its test rather than running open.
@@ -150,9 +154,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     loaded = custom_nodes(ROOT, args)
     login_enabled = LOGIN_NODE in loaded
+    login_path = os.path.join(ROOT, "custom_nodes", LOGIN_NODE)
     token, user, mode = "", None, None
     if login_enabled:
-        password = read_password(ROOT)
+        try:
+            password = read_password(ROOT)
+        except PermissionError as exc:
+            # upstream catches only FileNotFoundError: the node's import fails, ComfyUI's loader
+            # logs it and skips the node, and ComfyUI serves without authentication
+            logging.warning(f"Traceback (most recent call last):\nPermissionError: {exc}")
+            logging.warning(f"Cannot import {login_path} module for custom nodes: {exc}")
+            login_enabled = False
+            password = ("", None, 0)
         if password is None:
             logging.error(
                 f"ComfyUI-Login: {os.path.join(ROOT, 'login', 'PASSWORD')} is missing or empty; "
@@ -160,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
         token, user, mode = password
-        logging.info("For direct API calls, use token=<the hash on line 1 of login/PASSWORD>")
+        if login_enabled:
+            logging.info(f"For direct API calls, use token={token}")  # as upstream: INFO, in full
     logging.info("\nImport times for custom nodes:")
     for name in loaded:
         logging.info(f"   0.0 seconds: {os.path.join(ROOT, 'custom_nodes', name)}")
@@ -169,7 +183,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if delay < 0:
         logging.error(f"ValueError: STANDIN_LOAD_SECONDS must not be negative, got {delay}")
         return 1
-    login_path = os.path.join(ROOT, "custom_nodes", LOGIN_NODE)
     settings = standin_server.Settings(
         root=ROOT,
         listen=args.listen,
