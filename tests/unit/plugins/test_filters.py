@@ -42,6 +42,7 @@ FILTERS = {
     "genai_services": ["genai_services"],
     "gpu_plan": ["gpu_plan"],
     "proxy_rules": ["proxy_rules"],
+    "redact_credentials": ["redact_credentials"],
     "to_dotenv": ["to_dotenv"],
     "vllm_args": ["vllm_args"],
     "vllm_endpoints": ["vllm_endpoints"],

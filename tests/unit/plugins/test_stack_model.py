@@ -463,10 +463,9 @@ def test_the_model_lists_every_port_with_its_variable() -> None:
         ({"comfyui_qwen_auth_env": {"NVIDIA_VISIBLE_DEVICES": "1"}},
          "comfyui_qwen_auth_env.NVIDIA_VISIBLE_DEVICES: set by the role"),
         ({"comfyui_qwen_auth_extra_args": "--x"}, "comfyui_qwen_auth_extra_args must be a list of arguments"),
-        ({"comfyui_qwen_auth_extra_args": ["--lowvram", "--cuda-device=1"]},
-         "comfyui_qwen_auth_extra_args[1] '--cuda-device=1' is managed by the role (--listen, --port "
-         "and --enable-cors-header come from their variables, --cuda-device from "
-         "comfyui_qwen_auth_gpu; --disable-all-custom-nodes would disable ComfyUI-Login)"),
+        ({"comfyui_qwen_auth_extra_args": ["--cpu-vae", "--cuda-device=1"]},
+         "comfyui_qwen_auth_extra_args[1] '--cuda-device' is set by the role from "
+         "comfyui_qwen_auth_gpu, the GPU plan; remove it"),
         ({"comfyui_qwen_auth_extra_args": ["--a\nb"]},
          "comfyui_qwen_auth_extra_args[0] '--a\\nb' must be one line without control characters"),
         ({"comfyui_qwen_auth_cors_origin": "myia.io"},
