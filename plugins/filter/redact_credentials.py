@@ -5,11 +5,11 @@ name: redact_credentials
 short_description: Take every credential out of a text (container logs, failure messages)
 version_added: 0.3.0
 description:
-  - Replaces each value of O(secrets), and every value shaped like a credential whatever its
-    origin, with C(***) - bcrypt hashes (the ComfyUI-Login API token, which the node logs on
+  - "Replaces each value of O(secrets), and every value shaped like a credential whatever its
+    origin, with C(***): bcrypt hashes (the ComfyUI-Login API token, which the node logs on
     every start), C(Bearer)/C(Basic) values, C(key=value) or C(key: value) where the key names a
     token, API key, password or secret, Forge's C(--api-auth)/C(--gradio-auth) values, and
-    passwords in URLs.
+    passwords in URLs."
   - Used by C(playbooks/logs.yml) before logs are shown or written on the controller, and by the
     compose engine for the log lines of a failed rollout.
 options:
