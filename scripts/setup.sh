@@ -109,6 +109,16 @@ install_collections() {
 }
 stamped collections install_collections
 
+# --- upstream sources ----------------------------------------------------------------------
+# vLLM's sdist of each release the project accepts (PyPI, sha256-checked): the tests run that
+# release's own argparse over what the role renders (scripts/vllm_grammar.py).
+HASH=$(hash_of plugins/module_utils/grammar_vllm.py scripts/vllm_grammar.py)
+fetch_upstream() {
+  log "fetching the vLLM sdists of plugins/module_utils/grammar_vllm.py"
+  "$VENV/bin/python" scripts/vllm_grammar.py --fetch
+}
+stamped upstream fetch_upstream
+
 # --- base images ---------------------------------------------------------------------------
 build_base() {  # $1 = tag (12|13), $2 = suite
   local tag=$1 suite=$2 recipe

@@ -45,6 +45,7 @@ from __future__ import annotations
 import abc
 import argparse
 import ast
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -52,6 +53,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import inspect
+import io
 import json
 import os
 import re
@@ -636,8 +638,10 @@ def _registry_names(manager: Any) -> list[str]:
     return sorted(names)
 
 
-def _worker(source_root: Path, output: Path) -> None:
-    """Runs in the child interpreter: build the parser and write what it holds as JSON."""
+def _worker(source_root: Path, output: Path, argvs_file: Path | None = None) -> None:
+    """Runs in the child interpreter: build the parser and write what it holds as JSON; with
+    ``argvs_file`` (a JSON list of argument lists), parse each one instead (see
+    :func:`parse_commands`)."""
     logs: list[str] = []
     result: dict[str, Any] = {"errors": logs}
     finder = _StubFinder(source_root)
@@ -670,6 +674,13 @@ def _worker(source_root: Path, output: Path) -> None:
             return cli.make_arg_parser(parser)
 
         parser = attempt("make_arg_parser", build)
+        if parser is not None and argvs_file is not None:
+            validate = getattr(cli, "validate_parsed_serve_args", None)
+            result["parsed"] = [
+                _parse_one(parser, validate, argv) for argv in json.loads(argvs_file.read_text())
+            ]
+            output.write_text(json.dumps(result, indent=1, sort_keys=True))
+            return
         if parser is not None:
             result["api_server"] = _parser_grammar(parser)
             result["allow_abbrev"] = bool(parser.allow_abbrev)
@@ -702,6 +713,41 @@ def _worker(source_root: Path, output: Path) -> None:
             result["quantization_deprecated"] = sorted(str(m) for m in deprecated)
     result["stubbed"] = sorted(finder.stubbed)
     output.write_text(json.dumps(result, indent=1, sort_keys=True))
+
+
+def _parse_one(parser: Any, validate: Any, argv: list[str]) -> dict[str, Any]:
+    """One command line through upstream's parser and its own post-parse checks
+    (``validate_parsed_serve_args``, as the server runs them before it loads anything)."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            namespace = parser.parse_args(argv)
+            if validate is not None:
+                validate(namespace)
+    except SystemExit as exc:
+        return {"ok": False, "error": stderr.getvalue().strip() or f"exit {exc.code}"}
+    except Exception as exc:  # upstream's checks raise TypeError, ValueError...
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    values = {k: v for k, v in vars(namespace).items() if isinstance(v, (str, int, float, list))}
+    return {"ok": True, "args": json.loads(json.dumps(values, default=str))}
+
+
+def parse_commands(
+    version: str, argvs: list[list[str]], *, offline: bool = True, cache: Path = CACHE
+) -> list[dict[str, Any]]:
+    """Each of ``argvs`` parsed by vLLM ``version``'s own ``make_arg_parser`` (heavy imports
+    stubbed, as for the grammar): ``{"ok": True, "args": {...}}`` or ``{"ok": False, "error":
+    <argparse's message>}``. Tests run the role's rendered commands through it."""
+    tarball, sha256 = fetch_sdist(version, offline=offline, cache=cache)
+    root = unpack_sources(tarball, sha256, version, cache)
+    with tempfile.TemporaryDirectory() as tmp:
+        argvs_file = Path(tmp) / "argvs.json"
+        argvs_file.write_text(json.dumps(argvs))
+        live = run_worker(root, extra=[str(argvs_file)])
+    if "parsed" not in live:
+        raise RuntimeError(f"vLLM {version}'s parser could not be built: {live.get('errors')}")
+    parsed: list[dict[str, Any]] = live["parsed"]
+    return parsed
 
 
 def _serve_parser(parser_cls: Any) -> tuple[Any, Any]:
@@ -859,7 +905,7 @@ def flags_ast(root: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def run_worker(source: Path, timeout: float = 600) -> dict[str, Any]:
+def run_worker(source: Path, timeout: float = 600, extra: Sequence[str] = ()) -> dict[str, Any]:
     """Run ``_worker`` on the unpacked sources in an isolated child interpreter."""
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "result.json"
@@ -875,7 +921,7 @@ def run_worker(source: Path, timeout: float = 600) -> dict[str, Any]:
         # skipped; -B: no bytecode in the cache.
         flags = ["-B", "-O", "-I", "-S"]
         command = [sys.executable, *flags, str(Path(__file__).resolve()), "--worker"]
-        command += [str(source), str(output)]
+        command += [str(source), str(output), *extra]
         done = subprocess.run(
             command, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -1033,7 +1079,7 @@ def existing_versions(path: Path = OUTPUT) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["--worker"]:
-        _worker(Path(args_list[1]), Path(args_list[2]))
+        _worker(Path(args_list[1]), Path(args_list[2]), *map(Path, args_list[3:4]))
         return 0
     cli = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1042,7 +1088,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.add_argument("--offline", action="store_true", help="only use .cache/upstream")
     cli.add_argument("--output", type=Path, default=OUTPUT)
     cli.add_argument("--only", action="store_true", help="write only the releases given")
+    cli.add_argument(
+        "--fetch",
+        action="store_true",
+        help="only download and unpack the sdists of the releases in the module (setup.sh: "
+        "the tests run each release's own parser offline)",
+    )
     args = cli.parse_args(args_list)
+    if args.fetch:
+        for version in existing_versions(args.output):
+            tarball, sha256 = fetch_sdist(version)
+            unpack_sources(tarball, sha256, version)
+        return 0
     wanted = [v.lstrip("v") for v in args.versions]
     if not args.only:
         wanted = existing_versions(args.output) + wanted

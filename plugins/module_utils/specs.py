@@ -128,7 +128,7 @@ def env_problems(value: Any, where: str, reserved: Any = ()) -> list[str]:
 
 def image_problem(value: Any, where: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
-        return f"{where} is empty: set an image reference such as vllm/vllm-openai:v0.9.2"
+        return f"{where} is empty: set an image reference such as vllm/vllm-openai:v0.34.0"
     if not IMAGE_RE.match(value):
         return f"{where} {value!r} is not a valid image reference (repository[:tag][@digest])"
     return None

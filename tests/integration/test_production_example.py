@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,8 @@ def test_the_example_as_shipped_lists_its_placeholders() -> None:
     assert iis.get("failed") and any("<thumbprint>" in p for p in iis["problems"])
 
 
-def test_the_example_filled_in_is_accepted(tmp_path: Path) -> None:
+def filled_in(tmp_path: Path) -> Path:
+    """inventories/production.example copied and filled in as the README says."""
     inventory = tmp_path / "production"
     shutil.copytree(EXAMPLE, inventory)  # the README's first step
     hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
@@ -86,7 +88,11 @@ def test_the_example_filled_in_is_accepted(tmp_path: Path) -> None:
     (inventory / "group_vars" / "all" / "vault.yml").write_text(
         "vault_genai_secret: 7kQ2vN9xR4mT8pL3wZ6yB1cF5hJ0dG2sA9eU4iO7\nvault_iis_password: x\n"
     )
-    found = results(model_play(inventory))
+    return inventory
+
+
+def test_the_example_filled_in_is_accepted(tmp_path: Path) -> None:
+    found = results(model_play(filled_in(tmp_path)))
     assert not found["gpu-host"].get("failed"), found["gpu-host"].get("msg")
     assert not found["iis-host"].get("failed"), found["iis-host"].get("msg")
     model = found["gpu-host"]["model"]
@@ -95,3 +101,73 @@ def test_the_example_filled_in_is_accepted(tmp_path: Path) -> None:
     assert {g["index"]: g["memory_share"] for g in model["gpu_plan"]["gpus"]} == {
         0: 1.0, 1: 0.85, 2: 0.9
     }  # fmt: skip
+
+
+def upstream_parse(specs: list[dict], image: str) -> list[dict]:
+    """The server command the role renders for each model (``vllm_args``), parsed by the
+    model's vLLM release's own ``make_arg_parser`` (from its PyPI sdist, cached by setup.sh)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import vllm_grammar
+
+    from genai_stack.project import Project
+
+    vllm = Project(ROOT).module_util("vllm")
+    release, _ = vllm.flag_lists(image)
+    commands = [vllm.command(spec) for spec in specs]
+    return vllm_grammar.parse_commands(release.lstrip("v"), commands)
+
+
+def test_vllm_parses_what_the_role_renders_for_the_example_and_the_demo(tmp_path: Path) -> None:
+    example = results(model_play(filled_in(tmp_path)))["gpu-host"]["model"]["specs"]["vllm"]
+    demo = results(model_play(ROOT / "inventories" / "demo"))["gpu-host"]["model"]["specs"]["vllm"]
+    assert [s["image"] for s in example] == ["vllm/vllm-openai:v0.34.0"] * 3
+    for specs, image in ((example, "vllm/vllm-openai:v0.34.0"), (demo, demo[0]["image"])):
+        parsed = upstream_parse(specs, image)
+        assert [p["ok"] for p in parsed] == [True] * len(specs), parsed
+        for spec, got in zip(specs, parsed, strict=True):
+            args = got["args"]
+            assert args["model"] == spec["model"]
+            assert args["served_model_name"] == spec["served_model_names"]
+            assert (args["host"], args["port"]) == (spec["bind_address"], spec["port"])
+            assert args["tensor_parallel_size"] == spec["tensor_parallel_size"]
+            assert args["tool_call_parser"] == spec["tool_call_parser"]
+            assert args["reasoning_parser"] == spec["reasoning_parser"]
+            assert args["enable_auto_tool_choice"] is True
+            assert "api_key" not in args or args["api_key"] is None
+
+
+@pytest.mark.parametrize("release", ["0.9.2", "0.10.0", "0.34.0"])
+def test_vllm_refuses_what_the_first_play_refuses(release: str) -> None:
+    """The grammar data and vLLM's own parser agree: extra args the first play accepts parse,
+    those it refuses for a flag or a value count do not."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import vllm_grammar
+
+    from genai_stack.project import Project
+
+    project = Project(ROOT)
+    grammar = project.module_util("vllm").RELEASES[f"v{release}"]
+    extras = [["--seed", "1"], ["--max_num_seqs", "8"], ["--no-such-flag"], ["--seed"],
+              ["stray", "x"], ["--enforce-eager", "yes"], ["--served-model-name", "a", "b"]]  # fmt: skip
+    base = ["--model", "m", "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    parsed = vllm_grammar.parse_commands(release, [[*base, *extra] for extra in extras])
+    refused = [
+        bool(project.module_util("argv_grammar").problems(
+            extra, grammar["flags"], {}, "extra_args", release,
+            underscores=grammar["underscores"], abbrev=grammar["allow_abbrev"],
+        ))
+        for extra in extras
+    ]  # fmt: skip
+    assert refused == [False, False, True, True, True, True, False]
+    # from 0.10.0 the parser has an optional positional model_tag: a word after a switch is taken
+    # as the model (api_server then ignores it, `vllm serve` serves it): refused up front
+    stray_after_switch = release == "0.9.2"
+    assert [not p["ok"] for p in parsed] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+        stray_after_switch,
+        False,
+    ]

@@ -310,7 +310,7 @@ def test_comfyui_accepts_its_optional_settings() -> None:
         ({"gpu_memory_share": 0},
          f"{C}_gpu_memory_share 0 must be a fraction of the GPU memory in (0, 1]"),
         ({"image": None},
-         f"{C}_image is empty: set an image reference such as vllm/vllm-openai:v0.9.2"),
+         f"{C}_image is empty: set an image reference such as vllm/vllm-openai:v0.34.0"),
         ({"image": "A"}, f"{C}_image 'A' is not a valid image reference (repository[:tag][@digest])"),
         ({"image_tag": "-x"},
          f"{C}_image_tag 'comfyui-qwen:-x' is not a valid image reference "
@@ -395,7 +395,7 @@ def test_every_comfyui_problem_is_reported_at_once() -> None:
         f"{C}_hostname 'http://c' must be a DNS name without a scheme (e.g. qwen.example.org)",
         f"{C}_gpu ['a'] must list GPU indices (0, 1, ...)",
         f"{C}_gpu_memory_share 'y' must be a fraction of the GPU memory in (0, 1]",
-        f"{C}_image is empty: set an image reference such as vllm/vllm-openai:v0.9.2",
+        f"{C}_image is empty: set an image reference such as vllm/vllm-openai:v0.34.0",
         f"{C}_start_timeout None must be a positive number of seconds",
         f"{C}_env must be a mapping of environment variables",
         f"{C}_extra_args[0] '--cuda-device' is set by the role from {C}_gpu, the GPU plan; "

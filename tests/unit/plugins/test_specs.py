@@ -96,7 +96,7 @@ def test_the_messages_say_what_is_wanted() -> None:
     assert specs.gpus_problem(["x"], W) == "v[0].x ['x'] must list GPU indices (0, 1, ...)"
     assert specs.share_problem(2, W) == "v[0].x 2 must be a fraction of the GPU memory in (0, 1]"
     assert specs.image_problem("", W) == (
-        "v[0].x is empty: set an image reference such as vllm/vllm-openai:v0.9.2"
+        "v[0].x is empty: set an image reference such as vllm/vllm-openai:v0.34.0"
     )
     assert specs.image_problem("A", W) == (
         "v[0].x 'A' is not a valid image reference (repository[:tag][@digest])"

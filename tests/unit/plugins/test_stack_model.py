@@ -567,7 +567,7 @@ def test_a_kind_that_cannot_be_read_is_named_and_the_others_are_still_read(
         "vllm_qwen3_models: cannot be read ('boom')",
         "comfyui_qwen_auth_port 0 is not a port number (1-65535)",
         "instance 'turbo' (forge_turbo_instances[0]): forge_turbo_instances[0] image "
-        "(forge_turbo_image) is empty: set an image reference such as vllm/vllm-openai:v0.9.2",
+        "(forge_turbo_image) is empty: set an image reference such as vllm/vllm-openai:v0.34.0",
     ]
 
 

@@ -88,7 +88,8 @@ def test_parsers_follow_the_image_release_and_the_standin_uses_the_pinned_lists(
     standin = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = standin  # its dataclasses look their module up
     spec.loader.exec_module(standin)
-    assert tuple(standin.TOOL_CALL_PARSERS) == vllm.FLAG_LISTS[vllm.PINNED]["tool_call_parser"]
+    assert tuple(sorted(standin.TOOL_CALL_PARSERS)) == vllm.TOOL_CALL_PARSERS
+    assert tuple(sorted(standin.REASONING_PARSERS)) == vllm.REASONING_PARSERS
 
     coder = [model(tool_call_parser="qwen3_coder")]
     with pytest.raises(
@@ -96,10 +97,12 @@ def test_parsers_follow_the_image_release_and_the_standin_uses_the_pinned_lists(
     ):
         vllm_models(coder, defaults={"image": "vllm/vllm-openai:v0.9.2"})
     assert vllm_models(coder, defaults={"image": "vllm/vllm-openai:v0.10.0"})
+    glm = [model(tool_call_parser="glm4_moe")]  # 0.10.0's name for GLM-4.5; 0.34.0 calls it glm45
+    assert vllm_models(glm, defaults={"image": "vllm/vllm-openai:v0.10.0"})
     with pytest.raises(
         AnsibleFilterError, match=r"whose lists apply to vllm/vllm-openai:v0\.11\.0"
     ):
-        vllm_models(coder, defaults={"image": "vllm/vllm-openai:v0.11.0"})
+        vllm_models(glm, defaults={"image": "vllm/vllm-openai:v0.11.0"})
     empty = [model(tool_call_parser="")]
     with pytest.raises(AnsibleFilterError, match="tool_call_parser is empty"):
         vllm_models(empty, defaults={"image": "vllm/vllm-openai:v0.9.2"})
@@ -135,7 +138,7 @@ def test_parsers_follow_the_image_release_and_the_standin_uses_the_pinned_lists(
         ({"extra_args": "--x"}, "vllm_qwen3_models[0].extra_args must be a list of arguments"),
         ({"extra_args": ["--ok", "--a\rb"]}, "vllm_qwen3_models[0].extra_args[1] '--a\\rb' must be one line"),
         ({"env": {"HF_TOKEN": "x"}}, "vllm_qwen3_models[0].env.HF_TOKEN: set by the role"),
-        ({"dtype": "int4"}, "vllm_qwen3_models[0].dtype 'int4' is not supported by vLLM v0.9.2; use one of auto, half"),
+        ({"dtype": "int4"}, "vllm_qwen3_models[0].dtype 'int4' is not supported by vLLM v0.9.2; use one of auto, bfloat16"),
         ({"reasoning_parser": "r1"},
          "vllm_qwen3_models[0].reasoning_parser 'r1' is not supported by vLLM v0.9.2; use one of deepseek_r1, granite, qwen3"),
     ],
@@ -192,8 +195,8 @@ def test_flag_lists_follow_the_image_tag() -> None:
         vllm.flag_lists("registry:5000/vllm/vllm-openai:v0.9.2@sha256:" + "a" * 64)[0] == "v0.9.2"
     )
     release, why = vllm.flag_lists("local/vllm-standin")
-    assert release == "v0.9.2" and "whose lists apply to local/vllm-standin" in why
-    assert vllm.flag_lists(None)[0] == "v0.9.2"
+    assert release == "v0.34.0" and "whose lists apply to local/vllm-standin" in why
+    assert vllm.flag_lists(None)[0] == "v0.34.0"
 
 
 @pytest.mark.parametrize(
@@ -230,8 +233,8 @@ def test_flag_lists_read_the_tag_before_a_digest(image: str, release: str) -> No
 )
 def test_an_image_without_a_known_tag_gets_the_pinned_lists(image: str) -> None:
     assert vllm.flag_lists(image) == (
-        "v0.9.2",
-        f"vLLM v0.9.2, whose lists apply to {image} (known: v0.9.2, v0.10.0)",
+        "v0.34.0",
+        f"vLLM v0.34.0, whose lists apply to {image} (known: v0.9.2, v0.10.0, v0.34.0)",
     )
 
 
@@ -260,7 +263,7 @@ def test_every_problem_of_every_model_is_reported_under_one_title() -> None:
     assert str(err.value) == (
         "invalid vLLM models:\n- model 'qwen3-mini' (vllm_qwen3_models[0]): "
         "vllm_qwen3_models[0].tool_call_parser is empty while enable_auto_tool_choice is on; "
-        "vLLM v0.9.2 needs one of " + ", ".join(vllm.TOOL_CALL_PARSERS)
+        "vLLM v0.9.2 needs one of " + ", ".join(vllm.RELEASES["v0.9.2"]["tool_call_parser"])
     )
     with pytest.raises(vllm.VllmSpecError) as err:
         vllm.normalize([], variable="models")
@@ -285,3 +288,70 @@ def test_numbers_given_as_text_become_integers() -> None:
                      "bind_address": "127.0.0.1"},
     }  # fmt: skip
     assert [type(m[k]) for k in ("port", "load_timeout", "tensor_parallel_size")] == [int] * 3
+
+
+V10 = {"image": "vllm/vllm-openai:v0.10.0"}
+
+
+def test_v0_10_0_lists_are_its_own_registries() -> None:
+    """0.10.0 registers the GLM-4.5 tool parser as glm4_moe: glm45 made its server refuse to
+    start; its reasoning parsers and quantizations are the release's, not 0.9.2's."""
+    with pytest.raises(vllm.VllmSpecError, match="tool_call_parser 'glm45' is not supported"):
+        vllm.normalize([model(tool_call_parser="glm45")], V10)
+    assert vllm.normalize([model(tool_call_parser="glm4_moe")], V10)
+    for parser in ("glm4_moe", "hunyuan_a13b", "mistral"):
+        assert vllm.normalize([model(reasoning_parser=parser)], V10)
+    for method in (
+        "moe_wna16",
+        "modelopt_fp4",
+        "auto-round",
+        "gptq_marlin_24",
+        "fbgemm_fp8",
+        "inc",
+    ):
+        assert vllm.normalize([model(quantization=method)], V10)
+    with pytest.raises(
+        vllm.VllmSpecError, match=r"quantization .inc. is not supported by vLLM v0\.9\.2"
+    ):
+        vllm.normalize([model(quantization="inc")], {"image": "vllm/vllm-openai:v0.9.2"})
+    assert vllm.normalize([model(tool_call_parser="qwen3_coder")], {})  # the pinned 0.34.0
+
+
+M = "vllm_qwen3_models[0]"
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--api-key", "k"], f"{M}.extra_args[0] '--api-key' is refused: the key is derived from "
+         "the one secret and passed as VLLM_API_KEY; a key on the command line would bypass it and "
+         "show in the process list"),
+        (["--api_key", "k"], f"{M}.extra_args[0] '--api-key' is refused: the key is derived from "
+         "the one secret and passed as VLLM_API_KEY; a key on the command line would bypass it and "
+         "show in the process list"),
+        (["--port", "9"], f"{M}.extra_args[0] '--port' is set by the role from {M}.port; remove it"),
+        (["--served-model", "x"], f"{M}.extra_args[0] '--served-model' abbreviates "
+         "--served-model-name (vLLM v0.34.0 expands abbreviations), which is set by the role from "
+         f"{M}.served_model_names; remove it"),
+        (["-tp", "2"], f"{M}.extra_args[0] '-tp' is set by the role from {M}.tensor_parallel_size; "
+         "remove it"),
+        (["--enable-reasoning"], f"{M}.extra_args[0] '--enable-reasoning' is not a flag of vLLM "
+         "v0.34.0; did you mean --enable-prefix-caching?"),
+        (["--seed"], f"{M}.extra_args[0] '--seed' needs one value (vLLM v0.34.0)"),
+        (["--enforce-eager", "yes"], f"{M}.extra_args[1] 'yes' is a stray word: --enforce-eager "
+         "takes no value, so vLLM v0.34.0 would refuse it (unrecognized arguments)"),
+    ],
+)  # fmt: skip
+def test_extra_args_are_read_with_the_release_grammar(args: list[str], problem: str) -> None:
+    with pytest.raises(vllm.VllmSpecError) as err:
+        vllm.normalize([model(extra_args=args)], {"image": "vllm/vllm-openai:v0.34.0"})
+    assert [p.split("): ", 1)[1] for p in err.value.problems] == [problem]
+
+
+def test_extra_args_of_the_release_are_accepted() -> None:
+    args = ["--seed", "1", "--max_num_seqs", "8", "--enable-prefix-caching", "--kv-cache-dtype",
+            "fp8"]  # fmt: skip
+    (m,) = vllm.normalize([model(extra_args=args)], {"image": "vllm/vllm-openai:v0.34.0"})
+    assert vllm.command(m)[-len(args) :] == args
+    v092 = {"image": "vllm/vllm-openai:v0.9.2"}
+    assert vllm.normalize([model(extra_args=["--enable-reasoning"])], v092)
