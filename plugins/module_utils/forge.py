@@ -496,7 +496,7 @@ def endpoints(
     basic = {"type": "basic", "username": user, "password": password}
     for inst in instances:
         address = host or inst["bind_address"]
-        address = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+        address = specs.reach_address(address)
         base = f"http://{address}:{inst['port']}"
         name = inst["name"]
         # txt2img needs a checkpoint: an instance the role placed none for (its models are the

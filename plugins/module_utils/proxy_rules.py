@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from ansible_collections.myia.genai_stack.plugins.module_utils import services
+from ansible_collections.myia.genai_stack.plugins.module_utils import services, specs
 
 #: keys a per-service override may change
 OVERRIDABLE = ("backend_url", "max_body_mb", "timeout_s", "streaming", "websocket_paths")
@@ -108,7 +108,7 @@ def _normalise(raw: Any, where: str, problems: list[str]) -> dict[str, Any] | No
             problems.append(f"{where}: needs backend_url or port")
             return None
         bind = rec.get("bind_address") or "127.0.0.1"
-        reach = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
+        reach = specs.reach_address(bind)
         rec["backend_url"] = f"http://{reach}:{port}"
     rec["hostname"] = raw.get("hostname") or None
     return rec

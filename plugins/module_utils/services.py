@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.myia.genai_stack.plugins.module_utils import catalogue
+from ansible_collections.myia.genai_stack.plugins.module_utils import catalogue, specs
 
 #: per kind: health path, what clients authenticate with, websocket paths, body limit, timeout
 KINDS: dict[str, dict[str, Any]] = {name: kind.http for name, kind in catalogue.KINDS.items()}
@@ -28,7 +28,7 @@ def record(kind: str, spec: dict[str, Any], source: str) -> dict[str, Any]:
         if spec.get(key) in (None, ""):
             raise ServiceModelError(f"{source}: missing {source}.{key}")
     bind = spec.get("bind_address") or "127.0.0.1"
-    reach = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
+    reach = specs.reach_address(bind)
     result = {
         "name": str(spec["name"]),
         "kind": kind,

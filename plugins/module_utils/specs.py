@@ -189,3 +189,14 @@ def directory_problem(value: Any, where: str) -> str | None:
             "snapshots would be written there; use a directory of its own such as /opt/genai"
         )
     return None
+
+
+#: bind addresses that mean "every interface": the service is reached through the loopback
+WILDCARD_ADDRESSES = ("", "0.0.0.0", "::", "0.0.0.0,::")
+
+
+def reach_address(bind: Any) -> str:
+    """Where a service bound to ``bind`` is reached from its own host (the one place that says a
+    wildcard bind means 127.0.0.1)."""
+    text = str(bind or "")
+    return "127.0.0.1" if text in WILDCARD_ADDRESSES else text

@@ -239,7 +239,7 @@ def endpoints(models: list[dict[str, Any]], api_key: str) -> list[dict[str, Any]
     checks: list[dict[str, Any]] = []
     for model in models:
         host = model["bind_address"]
-        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        host = specs.reach_address(host)
         url = f"http://{host}:{model['port']}/v1/models"
         for served in model["served_model_names"]:
             checks.append(
