@@ -1,0 +1,1 @@
+"""Stand-in for vLLM's CLI package (test double only)."""
