@@ -188,6 +188,7 @@ COMFYUI_MANAGED_FLAGS: dict[str, str] = {
     "--port": "comfyui_qwen_auth_port",
     "--enable-cors-header": "comfyui_qwen_auth_cors_origin",
     "--cuda-device": "comfyui_qwen_auth_gpu, the GPU plan",
+    "--default-device": "comfyui_qwen_auth_gpu, the GPU plan",
     "--preview-method": "comfyui_qwen_auth_preview_method",
     **{f"--{mode}": "comfyui_qwen_auth_vram_mode" for mode in COMFYUI_VRAM_MODES},
     "--disable-all-custom-nodes": "never: it would turn ComfyUI-Login off and open the API",

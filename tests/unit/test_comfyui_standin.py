@@ -642,3 +642,21 @@ def test_an_unreadable_password_file_leaves_comfyui_open_as_upstream_does() -> N
             srv.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_standin_parses_exactly_the_grammar_the_role_checks_against() -> None:
+    """The stand-in's parser and grammar_comfyui (read from ComfyUI's comfy/cli_args.py at its
+    commit) agree on every flag and on how many values each takes."""
+    sys.path.insert(0, str(STANDIN))
+    import standin_cli
+
+    from ansible_collections.myia.genai_stack.plugins.module_utils import grammar_comfyui
+
+    parser = standin_cli.make_parser()
+    arity = {
+        s: 0 if action.nargs == 0 else 1 if action.nargs is None else action.nargs
+        for action in parser._actions
+        for s in action.option_strings
+    }
+    assert arity == grammar_comfyui.FLAGS
+    assert parser.allow_abbrev is grammar_comfyui.ALLOW_ABBREV

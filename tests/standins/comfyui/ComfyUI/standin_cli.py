@@ -35,10 +35,10 @@ def make_parser() -> argparse.ArgumentParser:
     add("--output-directory", type=str, default=None)
     add("--temp-directory", type=str, default=None)
     add("--input-directory", type=str, default=None)
-    add("--models-directory", type=str, default=None)
     add("--auto-launch", action="store_true")
     add("--disable-auto-launch", action="store_true")
     add("--cuda-device", type=int, default=None, metavar="DEVICE_ID")
+    add("--default-device", type=int, default=None, metavar="DEFAULT_DEVICE_ID")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--cuda-malloc", action="store_true")
     group.add_argument("--disable-cuda-malloc", action="store_true")
@@ -112,6 +112,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add("--disable-smart-memory", action="store_true")
     add("--deterministic", action="store_true")
+    add("--force-non-blocking", action="store_true")
     add(
         "--fast",
         nargs="*",
