@@ -14,9 +14,14 @@ Measured, each the median of --runs:
   * on the first host once more with python3-requests copied in (the venv's): containers read
     by community.docker's modules (one inspection per container) instead of the docker CLI (a
     fresh host has no python3-requests, so status.yml falls back to the CLI).
+  * the panel (its app through FastAPI's TestClient, on all the hosts): time to first paint,
+    the Stack page served with the last known state (cold: its first load, which reads the
+    inventory and the stack model, never status.yml), and time to fresh data, from "Read the
+    hosts now" to the new status.
 Prints the figures and the ratios, and the slowest tasks of a 1-host status.yml; no assertion on
 time. Every container and root is removed at the end.
 Usage: .venv/bin/python bench/status_bench.py [--hosts 10] [--runs 3]
+       .venv/bin/python bench/status_bench.py --panel-only [--runs 3]   (the demo inventory)
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
@@ -43,6 +49,7 @@ from genai_stack import status
 from genai_stack.driver import Driver
 from genai_stack.project import Project
 
+DEMO = "inventories/demo/hosts.yml"
 #: site.yml without what these hosts have nothing for (as the many-hosts bed)
 LIGHT = ("--skip-tags", "nvidia,forge")
 
@@ -67,13 +74,83 @@ def median(runs: int, measure: Callable[..., object], *args: object) -> tuple[fl
     return statistics.median(times), times
 
 
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def _panel_client(inventory: Path, tmp: Path) -> Any:
+    from fastapi.testclient import TestClient
+
+    from genai_stack.panel import PanelConfig, create_app
+    from genai_stack.panel.auth import set_password
+
+    config = PanelConfig.create(Project(ROOT), tmp / "panel-state", tmp / "panel-secrets",
+                                inventory=str(inventory))  # fmt: skip
+    set_password(config.password_file, "admin", "bench password", rounds=4)
+    return TestClient(create_app(config), follow_redirects=False)
+
+
+def _csrf(client: Any, path: str) -> str:
+    return str(client.get(path).text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0])
+
+
+def _fresh_data(client: Any) -> None:
+    """ "Read the hosts now", then the new status (the panel reads in the background)."""
+    before = client.get("/api/status").json()["status"]["checked_at"]
+    client.post("/refresh", data={"csrf_token": _csrf(client, "/")})
+    while client.get("/api/status", params={"wait": True}).json()["status"]["checked_at"] == before:
+        time.sleep(0.1)
+
+
+def panel_figures(inventory: Path, tmp: Path, runs: int) -> dict[str, float]:
+    """Time to first paint and time to fresh data through the panel, printed as they come."""
+    figures: dict[str, float] = {}
+
+    def record(what: str, values: list[float]) -> None:
+        figures[what] = statistics.median(values)
+        print(f"  {what:<44} {figures[what]:7.3f} s   "
+              f"(runs: {', '.join(f'{v:.3f}' for v in values)})", flush=True)  # fmt: skip
+
+    with _panel_client(inventory, tmp) as client:
+        token = _csrf(client, "/login")
+        client.post("/login", data={"username": "admin", "password": "bench password",
+                                    "csrf_token": token, "next": "/"})  # fmt: skip
+        record("first paint, cold (inventory, no status)", [timed(lambda: client.get("/"))])
+        wait = {"wait": True}
+        record("fresh data, cold (first status read)",
+               [timed(lambda: client.get("/api/status", params=wait))])  # fmt: skip
+        paints = [timed(lambda: client.get("/")) for _ in range(runs)]
+        if "checked_at" not in client.get("/").text:  # the JSON the page holds
+            print("  (the Stack page held no last known state)", flush=True)
+        record("first paint (last known state)", paints)
+        record(
+            "fresh data (Read the hosts now)",
+            [timed(lambda: _fresh_data(client)) for _ in range(runs)],
+        )
+    paint = figures["first paint (last known state)"]
+    fresh = figures["fresh data (Read the hosts now)"]
+    cold = figures["first paint, cold (inventory, no status)"]
+    print(f"  fresh data / first paint: {fresh / paint:.0f}x; "
+          f"cold first paint / first paint: {cold / paint:.0f}x", flush=True)  # fmt: skip
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts", type=int, default=10, help="hosts of the many-host figures")
     parser.add_argument("--runs", type=int, default=3, help="runs of each measure (the median)")
     parser.add_argument("--deadline", type=int, default=300,
                         help="deadline of a status refresh (the panel's: 90 s)")  # fmt: skip
+    parser.add_argument("--panel-only", action="store_true",
+                        help="only the panel's figures, on the demo inventory")  # fmt: skip
     args = parser.parse_args()
+    if args.panel_only:
+        with tempfile.TemporaryDirectory(prefix="status-bench-") as tmp:
+            print(f"panel, demo inventory ({DEMO}); {args.runs} run(s) each, median", flush=True)
+            panel_figures(ROOT / DEMO, Path(tmp), args.runs)
+        return 0
     with tempfile.TemporaryDirectory(prefix="status-bench-") as tmp:
         fleet = Fleet("sbench", args.hosts, Path(tmp), 2360, 48000)
         one, every = fleet.names[0], ",".join(fleet.names)
@@ -125,6 +202,8 @@ def main() -> int:
                         "-e", f"validate_report_dir={reports}")  # fmt: skip
             profile = playbook(fleet, "playbooks/status.yml", one, "--check", "-e",
                                f"status_report_dir={reports}", env=profiled({}, 10))  # fmt: skip
+            print(f"panel, {args.hosts} host(s):", flush=True)
+            panel_figures(fleet.inventory, Path(tmp), args.runs)
             import requests  # the venv's, as Debian's python3-requests would be there
 
             site = Path(requests.__file__).parents[1]

@@ -12,6 +12,7 @@ refresh at a time, whoever asks.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genai_stack.driver import Driver, RunRequest
+from genai_stack.driver import Driver, DriverError, RunRequest
 from genai_stack.events import RunEvent, RunResult, first_line
 
 #: seconds a whole status run may take (connections, checks, docker, nvidia-smi)
@@ -30,6 +31,12 @@ DEFAULT_DEADLINE_S = 90
 CONNECT_TIMEOUT_S = 10
 #: the play of status.yml that reports on each GPU host
 STATUS_PLAY = "Report each GPU host's services, containers and GPUs"
+#: a service using at least this part of its planned memory is near its ceiling
+NEAR_CEILING = 0.9
+#: a host variable: this host (local connection) has no GPU; status reads the fake nvidia-smi the
+#: tests use (true: tests/standins/nvidia-smi/nvidia-smi; or a path), with the GPUs it declares
+FAKE_SMI_VAR = "genai_status_fake_nvidia_smi"
+FAKE_SMI = Path("tests") / "standins" / "nvidia-smi" / "nvidia-smi"
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,20 @@ class GpuUse:
             self.planned_mib is not None and self.used_mib > self.planned_mib
         )
 
+    @property
+    def level(self) -> str:
+        """unmeasured, unplanned (memory on a GPU it has no share of), over (beyond its share),
+        near (at least NEAR_CEILING of its share) or within."""
+        if self.used_mib is None:
+            return "unmeasured"
+        if not self.planned:
+            return "unplanned" if self.used_mib else "within"
+        if self.over:
+            return "over"
+        if self.planned_mib and self.used_mib >= NEAR_CEILING * self.planned_mib:
+            return "near"
+        return "within"
+
 
 @dataclass(frozen=True)
 class GpuStatus:
@@ -129,12 +150,26 @@ class GpuStatus:
         planned, used = self.planned_mib, self.processes_mib
         return planned is not None and used is not None and used > planned
 
+    @property
+    def level(self) -> str:
+        """The GPU's worst: unmeasured, over, unplanned, near or within."""
+        if not self.measured:
+            return "unmeasured"
+        levels = {use.level for use in self.uses}
+        for level in ("over", "unplanned"):
+            if level in levels:
+                return level
+        if self.over:  # the processes beyond the sum of the shares
+            return "over"
+        return "near" if "near" in levels else "within"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["planned_mib"] = self.planned_mib
         data["processes_mib"] = self.processes_mib
         data["over"] = self.over
-        data["uses"] = [{**asdict(u), "over": u.over} for u in self.uses]
+        data["level"] = self.level
+        data["uses"] = [{**asdict(u), "over": u.over, "level": u.level} for u in self.uses]
         return data
 
 
@@ -151,6 +186,8 @@ class HostStatus:
     gpu_reason: str = ""
     credentials_error: str = ""
     docker_error: str = ""
+    #: the GPU figures come from the fake nvidia-smi (a demo host without GPU)
+    gpu_fake: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -361,6 +398,61 @@ def status_driver(driver: Driver) -> Driver:
                   inventory=driver.default_inventory, env=driver.extra_env)  # fmt: skip
 
 
+# -- the demo's fake nvidia-smi -----------------------------------------------------------------
+_HOSTVARS: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
+#: seconds the inventory's variables are kept between status runs
+HOSTVARS_TTL_S = 300.0
+
+
+def _hostvars(
+    driver: Driver, inventory: str | None, vault_password_file: str | None
+) -> dict[str, Any]:
+    """Every host's variables (``ansible-inventory --list``), read at most every HOSTVARS_TTL_S;
+    {} when the inventory cannot be read (the status run then says why)."""
+    key = (str(inventory), str(vault_password_file), str(driver.project.root))
+    cached = _HOSTVARS.get(key)
+    if cached and time.monotonic() - cached[0] < HOSTVARS_TTL_S:
+        return cached[1]
+    try:
+        data = driver.inventory(inventory, vault_password_file)
+    except (DriverError, OSError, ValueError):
+        return {}
+    hostvars = (data.get("_meta") or {}).get("hostvars") or {}
+    _HOSTVARS[key] = (time.monotonic(), hostvars)
+    return dict(hostvars)
+
+
+def _fake_gpus(declared: Any) -> list[dict[str, Any]]:
+    """The fake's GPUs: those the host declares (genai_gpus), named as the fake's."""
+    try:
+        return [{"name": str(g.get("name") or "GPU").replace(" (declared)", "") + " (fake)",
+                 "memory_total_mib": int(g["memory_total_mib"]), "memory_used_mib": 1}
+                for g in declared or []]  # fmt: skip
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return []
+
+
+def fake_smi_env(driver: Driver, hostvars: dict[str, Any]) -> tuple[dict[str, str], set[str]]:
+    """For the local hosts that set FAKE_SMI_VAR: the status run's environment that puts the
+    fake nvidia-smi first in PATH (its processes scanned from /proc, as the tests do), and
+    those hosts. Nothing for the others: a real host's nvidia-smi is never replaced."""
+    faked = {name: hv for name, hv in hostvars.items() if isinstance(hv, dict)
+             and hv.get(FAKE_SMI_VAR) not in (None, False, "", "false")
+             and hv.get("ansible_connection") == "local"}  # fmt: skip
+    if not faked:
+        return {}, set()
+    first = faked[min(faked)]
+    value = first[FAKE_SMI_VAR]
+    fake = driver.project.root / (FAKE_SMI if value in (True, "true", "yes") else Path(str(value)))
+    env = {"PATH": f"{fake.parent}{os.pathsep}{driver.envvars()['PATH']}",
+           "FAKE_NVIDIA_SMI_PROCESSES": "scan", "FAKE_NVIDIA_SMI_MODE": "ok",
+           "FAKE_NVIDIA_SMI_CONFIG": str(fake.parent / "no-config.json")}  # fmt: skip
+    gpus = _fake_gpus(first.get("genai_gpus"))
+    if gpus:
+        env["FAKE_NVIDIA_SMI_GPUS"] = json.dumps(gpus)
+    return env, set(faked)
+
+
 def collect(
     driver: Driver,
     inventory: str | None = None,
@@ -372,6 +464,7 @@ def collect(
     clock = time.monotonic()
     if "status" not in driver.project.playbooks():
         return StackStatus([], time.time(), 0.0, error="this project has no playbooks/status.yml")
+    fake_env, faked = fake_smi_env(driver, _hostvars(driver, inventory, vault_password_file))
     reports = Path(tempfile.mkdtemp(prefix="genai-status-"))
     try:
         request = RunRequest(
@@ -382,7 +475,7 @@ def collect(
             extra_vars={"status_report_dir": str(reports)},
             timeout=deadline_s,
             vault_password_file=vault_password_file,
-            env={"ANSIBLE_TIMEOUT": str(CONNECT_TIMEOUT_S)},
+            env={"ANSIBLE_TIMEOUT": str(CONNECT_TIMEOUT_S), **fake_env},
         )
         seen: set[str] = set()
 
@@ -400,6 +493,8 @@ def collect(
     names = sorted(set(found) | seen | {t.host for t in result.failed_tasks}
                    | {h for h, st in result.stats.items() if st.unreachable})  # fmt: skip
     hosts = [host_status(n, found[n]) if n in found else missing_host(n, result) for n in names]
+    for host in hosts:
+        host.gpu_fake = host.name in faked and any(g.measured for g in host.gpus)
     error = None
     if not hosts and not result.ok:
         error = result.error or f"status.yml {result.status} (rc={result.rc})"

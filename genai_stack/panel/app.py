@@ -10,6 +10,7 @@ token. A run on a host that already has one is refused with HTTP 409.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import sqlite3
@@ -23,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import (
+    FileResponse,
     HTMLResponse,
     JSONResponse,
     RedirectResponse,
@@ -31,16 +33,18 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from genai_stack import stack, status
 from genai_stack.driver import Driver, DriverError
 from genai_stack.events import RunEvent
 from genai_stack.locks import HostBusy, pid_alive
-from genai_stack.panel import auth
+from genai_stack.panel import auth, catalog
 from genai_stack.panel.config import PanelConfig
-from genai_stack.panel.runs import RunManager, RunRefused
+from genai_stack.panel.runs import NeedsConfirmation, RunManager, RunRefused
 from genai_stack.panel.store import History, HistoryBusy, RunRow
 
 log = logging.getLogger(__name__)
@@ -66,7 +70,8 @@ STATUS_CLASS = {
 
 
 class Cached:
-    """A value recomputed at most every ``ttl`` seconds (one computation at a time)."""
+    """A value recomputed at most every ``ttl`` seconds, one computation at a time. Only the
+    first read waits; a stale value is served while a background thread recomputes it."""
 
     def __init__(self, ttl: float, compute: Callable[[], Any]) -> None:
         self.ttl = ttl
@@ -74,17 +79,40 @@ class Cached:
         self._value: Any = None
         self._at = 0.0
         self._lock = threading.Lock()
+        self._refreshing = False
 
     def get(self) -> Any:
         with self._lock:
-            if self._value is None or time.monotonic() - self._at > self.ttl:
-                self._value = self.compute()
-                self._at = time.monotonic()
+            if self._value is None:
+                self._value, self._at = self.compute(), time.monotonic()
+            elif time.monotonic() - self._at > self.ttl and not self._refreshing:
+                self._refreshing = True
+                threading.Thread(
+                    target=self._refresh, daemon=True, name="genai-panel-stack"
+                ).start()
             return self._value
 
-    def clear(self) -> None:
+    def _refresh(self) -> None:
+        try:
+            value = self.compute()
+        finally:
+            with self._lock:
+                self._refreshing = False
         with self._lock:
-            self._value = None
+            self._value, self._at = value, time.monotonic()
+
+    def clear(self) -> None:
+        """The next read recomputes (in the background when a value is there)."""
+        with self._lock:
+            self._at = 0.0
+
+
+def _status_json(cache: status.StatusCache) -> dict[str, Any]:
+    """What /api/status answers and the Stack page holds from its first paint: the last known
+    status (never waiting for a run), whether a read is under way, and the server's time."""
+    value = cache.get()
+    return {"status": value.to_dict() if value else None, "refreshing": cache.refreshing,
+            "now": time.time()}  # fmt: skip
 
 
 def _duration(value: float | None) -> str:
@@ -96,10 +124,31 @@ def _duration(value: float | None) -> str:
     return f"{minutes} min {seconds:02d} s"
 
 
-def _when(value: str | None) -> str:
+def _when(value: str | None) -> Markup | str:
+    """One time format: ``2025-01-02 15:47:38 UTC`` (the browser adds its local time on hover)."""
     if not value:
         return "\u2013"
-    return value.replace("T", " ").replace("+00:00", " UTC")
+    shown = value.replace("T", " ").replace("+00:00", " UTC")
+    return Markup('<time datetime="{}">{}</time>').format(value, shown)
+
+
+def _install_extras(app: FastAPI, render: Callable[..., HTMLResponse]) -> None:
+    """The favicon, and the panel's own page for a path that does not exist."""
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code != 404 or request.url.path.startswith(("/api/", "/static/")):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return render(request, "notfound.html", 404, path=request.url.path)
+
+
+def _run_mode(row: RunRow) -> str:
+    """check for a check-mode run or a read-only playbook, apply otherwise."""
+    return "check" if row.check or catalog.is_read_only(row.playbook) else "apply"
 
 
 def _event_json(event: RunEvent) -> dict[str, Any]:
@@ -113,6 +162,39 @@ def _event_json(event: RunEvent) -> dict[str, Any]:
         "created": event.created,
         "line": event.line(),
         "detail": event.detail,
+    }
+
+
+def _run_context(manager: RunManager, row: RunRow) -> dict[str, Any]:
+    """The run page's: the run, its events (the newest 5000), its progress and elapsed time."""
+    events = manager.events(row.id, 0, 5000)
+    progress = manager.progress(row.id, row.hosts)
+    return {"run": row, "events": [_event_json(e) for e in events], "progress": progress,
+            "progress_json": json.dumps(progress.to_dict()), "elapsed": _elapsed(row)}  # fmt: skip
+
+
+def _elapsed(row: RunRow) -> float | None:
+    """Seconds the run has taken: its duration once ended, the time since its start before."""
+    if row.duration_s is not None or not row.started_at:
+        return row.duration_s
+    try:
+        started = dt.datetime.fromisoformat(row.started_at)
+    except ValueError:
+        return None
+    return max(0.0, (dt.datetime.now(dt.UTC) - started).total_seconds())
+
+
+def _form_fields(form: FormData) -> dict[str, Any]:
+    """The run form's fields, as :meth:`RunManager.validate` takes them (and the page shows
+    them again after a refusal)."""
+    return {
+        "playbook": str(form.get("playbook") or ""),
+        "limit": str(form.get("limit") or ""),
+        "check": form.get("check") in ("on", "1", "true"),
+        "tags": str(form.get("tags") or ""),
+        "extra_vars": str(form.get("extra_vars") or ""),
+        "backup_from": str(form.get("backup_from") or ""),
+        "confirmed": form.get("confirmed") in ("on", "1", "yes", "true"),
     }
 
 
@@ -142,6 +224,7 @@ def create_app(config: PanelConfig) -> FastAPI:
     templates.env.filters["duration"] = _duration
     templates.env.filters["when"] = _when
     templates.env.globals["status_class"] = lambda s: STATUS_CLASS.get(str(s), "")
+    templates.env.globals["run_mode"] = _run_mode
 
     def load_stack() -> dict[str, Any]:
         try:
@@ -261,9 +344,10 @@ def create_app(config: PanelConfig) -> FastAPI:
         context["csrf_token"] = csrf_token(request)
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
+    _install_extras(app, render)
+
     def dashboard(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
         data = stack_cache.get()
-        status_cache.get()  # the page fills in from /api/status; start a refresh if stale
         return render(
             request,
             "index.html",
@@ -271,7 +355,10 @@ def create_app(config: PanelConfig) -> FastAPI:
             hosts=data["hosts"],
             stack_error=data["error"],
             playbooks=manager.playbooks(),
+            backups=manager.backups(),
             recent=history.recent(8),
+            last_status=json.dumps(_status_json(status_cache)),
+            reading=status_cache.refreshing,
             inventory=config.inventory or "ansible.cfg default",
             **context,
         )
@@ -345,14 +432,9 @@ def create_app(config: PanelConfig) -> FastAPI:
         starts a refresh. ``wait``: wait for the refresh under way."""
         if not user_of(request):
             return JSONResponse({"detail": "login required"}, status_code=401)
-        value = await asyncio.to_thread(status_cache.get, wait)
-        return JSONResponse(
-            {
-                "status": value.to_dict() if value else None,
-                "refreshing": status_cache.refreshing,
-                "now": time.time(),
-            }
-        )
+        if wait:
+            await asyncio.to_thread(status_cache.get, wait)
+        return JSONResponse(await asyncio.to_thread(_status_json, status_cache))
 
     @app.get("/api/stack")
     def stack_json(request: Request) -> Response:
@@ -369,27 +451,18 @@ def create_app(config: PanelConfig) -> FastAPI:
         form = await checked_form(request)
         if form is None:
             return forbidden()
+        fields = _form_fields(form)
         try:
-            run_form = manager.validate(
-                str(form.get("playbook") or ""),
-                str(form.get("limit") or ""),
-                form.get("check") in ("on", "1", "true"),
-                str(form.get("tags") or ""),
-            )
+            run_form = manager.validate(**fields)
             run_id = await asyncio.to_thread(manager.start, run_form, user)
         except HostBusy as exc:
             holder = str(exc.holder.get("run_id") or "")
             known = bool(holder) and history.get(holder) is not None
-            return await asyncio.to_thread(
-                dashboard,
-                request,
-                409,
-                error=str(exc),
-                busy=True,
-                busy_run=holder if known else None,
-            )
+            return await asyncio.to_thread(dashboard, request, 409, error=str(exc), busy=True,
+                                           busy_run=holder if known else None, form=fields)  # fmt: skip
         except RunRefused as exc:
-            return await asyncio.to_thread(dashboard, request, 400, error=str(exc))
+            return await asyncio.to_thread(dashboard, request, 400, error=str(exc), form=fields,
+                                           needs_confirm=isinstance(exc, NeedsConfirmation))  # fmt: skip
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
     @app.get("/runs", response_class=HTMLResponse)
@@ -408,8 +481,7 @@ def create_app(config: PanelConfig) -> FastAPI:
         row = run_or_404(run_id)
         if row is None:
             return render(request, "missing.html", 404, run_id=run_id)
-        events = manager.events(run_id, 0, 5000)
-        return render(request, "run.html", run=row, events=[_event_json(e) for e in events])
+        return render(request, "run.html", **_run_context(manager, row))
 
     @app.get("/api/runs/{run_id}")
     def run_json(request: Request, run_id: str) -> Response:

@@ -9,21 +9,34 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from genai_stack.driver import Driver, DriverError, RunHandle, RunRequest, new_run_id
 from genai_stack.events import RunEvent, RunResult
+from genai_stack.panel import catalog
+from genai_stack.panel.progress import Progress, cancel_account
 from genai_stack.panel.store import History, RunRow
 
 log = logging.getLogger(__name__)
 
 #: what a limit or tag list may contain from a form: Ansible host patterns without '@file'
-LIMIT_RE = re.compile(r"^[A-Za-z0-9_.:,!&*\[\]-]{1,200}$")
-TAGS_RE = re.compile(r"^[A-Za-z0-9_,-]{1,200}$")
+LIMIT_MAX = 200
+LIMIT_RE = re.compile(r"^[A-Za-z0-9_.:,!&*\[\]-]+$")
+TAGS_MAX = 200
+TAGS_RE = re.compile(r"^[A-Za-z0-9_,-]+$")
+#: what ansible-playbook --list-hosts says when a limit matches nothing
+#: the most events a run's progress is read from
+EVENTS_MAX = 100_000
+_NO_MATCH = ("could not match supplied host pattern", "no hosts to target", "no hosts matched")
 
 
 class RunRefused(ValueError):
     """A run request the panel does not start (bad input, no hosts)."""
+
+
+class NeedsConfirmation(RunRefused):
+    """A playbook that changes hosts, submitted without its confirmation."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,42 @@ class RunForm:
     limit: str | None
     check: bool
     tags: list[str]
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_limit(limit: str) -> str | None:
+    limit = limit.strip()
+    if not limit:
+        return None
+    if len(limit) > LIMIT_MAX:
+        raise RunRefused(f"the limit is too long ({len(limit)} characters, at most {LIMIT_MAX})")
+    if limit.startswith("@"):
+        raise RunRefused("the limit cannot read a file (@...): name hosts or groups")
+    if not LIMIT_RE.match(limit):
+        bad = sorted({c for c in limit if not LIMIT_RE.match(c)})
+        raise RunRefused(
+            f"the limit holds {' '.join(repr(c) for c in bad)}: it may hold host or group names "
+            "and the pattern characters : , ! & * [ ]"
+        )
+    return limit
+
+
+def _check_tags(tags: str) -> list[str]:
+    tags = tags.strip().replace(" ", "")
+    if len(tags) > TAGS_MAX:
+        raise RunRefused(f"the tags are too long ({len(tags)} characters, at most {TAGS_MAX})")
+    if tags and not TAGS_RE.match(tags):
+        raise RunRefused("tags are names (letters, digits, _ and -) separated by commas")
+    return [t for t in tags.split(",") if t]
+
+
+def _no_host_message(limit: str | None, error: str) -> str:
+    """A readable refusal for ansible's listing error (its warnings left out)."""
+    if any(marker in error.lower() for marker in _NO_MATCH):
+        return f"the limit '{limit or 'all'}' matches no host of the inventory"
+    lines = [line for line in error.splitlines() if "[WARNING]" not in line]
+    text = " ".join(line.strip() for line in lines if line.strip())
+    return re.sub(r"\[ERROR\]:\s*", "", text) or error
 
 
 class RunManager:
@@ -59,6 +108,7 @@ class RunManager:
         self._active: dict[str, RunHandle] = {}
         self._pending: dict[str, list[RunEvent]] = {}
         self._ended: dict[str, tuple[RunResult, float]] = {}  # not saved yet; until when to try
+        self._cancels: dict[str, str] = {}  # what a cancel stopped, said when the run ends
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._stopping = False
@@ -67,21 +117,52 @@ class RunManager:
         )
         self._writer.start()
 
-    def playbooks(self) -> list[str]:
-        return list(self.driver.playbooks())
+    def playbooks(self) -> list[catalog.PlaybookInfo]:
+        """The playbooks the panel runs, with what each does."""
+        return catalog.offered(list(self.driver.playbooks()))
 
-    def validate(self, playbook: str, limit: str, check: bool, tags: str) -> RunForm:
-        if playbook not in self.driver.playbooks():
+    def backups(self) -> list[str]:
+        return catalog.backups(self.driver.project.root)
+
+    def validate(
+        self,
+        playbook: str,
+        limit: str,
+        check: bool,
+        tags: str,
+        extra_vars: str = "",
+        confirmed: bool = True,
+        backup_from: str = "",
+    ) -> RunForm:
+        """The form's run, or RunRefused naming what is wrong with it."""
+        offered = {p.name: p for p in self.playbooks()}
+        if playbook not in offered:
             raise RunRefused(f"unknown playbook '{playbook}'")
-        limit = limit.strip()
-        if limit and not LIMIT_RE.match(limit):
-            raise RunRefused(
-                "the limit may hold host or group names and the pattern characters : , ! & *"
-            )
-        tags = tags.strip().replace(" ", "")
-        if tags and not TAGS_RE.match(tags):
-            raise RunRefused("tags are names separated by commas")
-        return RunForm(playbook, limit or None, check, [t for t in tags.split(",") if t])
+        info = offered[playbook]
+        form = RunForm(
+            playbook, _check_limit(limit), check or info.force_check, _check_tags(tags),
+            self._extra_vars(playbook, extra_vars, backup_from.strip()),
+        )  # fmt: skip
+        if info.confirm and not confirmed and not form.check:
+            raise NeedsConfirmation(f"{playbook} changes the hosts: confirm to run it")
+        return form
+
+    def _extra_vars(self, playbook: str, text: str, backup_from: str = "") -> dict[str, Any]:
+        try:
+            data = catalog.parse_extra_vars(text)
+        except catalog.ExtraVarsError as exc:
+            raise RunRefused(str(exc)) from exc
+        if playbook == "restore":
+            if backup_from:
+                data["backup_from"] = backup_from
+            known = self.backups()
+            chosen = str(data.get("backup_from") or "")
+            if not chosen:
+                raise RunRefused("restore needs backup_from: pick one of the backups")
+            if chosen not in known:
+                raise RunRefused(f"there is no backup '{chosen}' (there are: "
+                                 f"{', '.join(known) or 'none yet, run backup first'})")  # fmt: skip
+        return data
 
     def start(self, form: RunForm, user: str) -> str:
         """Start a run; raises HostBusy (another run holds a host) or RunRefused."""
@@ -91,14 +172,18 @@ class RunManager:
             limit=form.limit,
             tags=form.tags,
             check=form.check,
+            extra_vars=dict(form.extra_vars),
             vault_password_file=self.vault_password_file,
             user=user,
         )
         run_id = new_run_id()
+        if form.playbook == "status":  # its reports, kept with the run's state
+            reports = self.driver.state_dir / "status-runs" / run_id
+            request.extra_vars["status_report_dir"] = str(reports)
         try:
             hosts = self.driver.hosts_for(request)
         except DriverError as exc:
-            raise RunRefused(str(exc)) from exc
+            raise RunRefused(_no_host_message(form.limit, str(exc))) from exc
         if not hosts:
             raise RunRefused(f"no host of the inventory matches '{form.limit or 'all'}'")
         lock = self.driver.lock_hosts(hosts, run_id, request)
@@ -138,6 +223,9 @@ class RunManager:
 
     def _on_finish(self, result: RunResult) -> None:
         with self._work:
+            account = self._cancels.pop(result.run_id, None)
+            if account and result.status == "canceled":
+                result = dataclasses.replace(result, error=account[:1].upper() + account[1:])
             self._ended[result.run_id] = (result, time.monotonic() + self.finish_retry_s)
             self._active.pop(result.run_id, None)
             self._work.notify_all()
@@ -226,10 +314,21 @@ class RunManager:
         with self._lock:
             return self._active.get(run_id)
 
+    def progress(self, run_id: str, hosts: list[str]) -> Progress:
+        """The run's progress from every event received so far."""
+        return Progress.of(hosts, self.events(run_id, 0, EVENTS_MAX))
+
     def cancel(self, run_id: str) -> bool:
+        """Cancel a running run; what it stops (from the events received before the cancel)
+        becomes its error when it ends canceled."""
         handle = self.handle(run_id)
         if handle is None:
             return False
+        row = self.history.get(run_id)
+        hosts, check = (row.hosts, row.check) if row else ([], False)
+        account = cancel_account(self.progress(run_id, hosts), check)
+        with self._work:
+            self._cancels.setdefault(run_id, account)
         handle.cancel()
         return True
 

@@ -1,16 +1,21 @@
 """End to end: the panel served by uvicorn, driven in headless Chromium by Playwright.
 
 Logs in, reads the demo inventory's host with its services, their health (status.yml, ComfyUI
-with its token), containers and GPUs against the plan, starts
-``validate`` (``gpu_plan`` when the project has no validate.yml yet) on gpu-host, watches the
-events arrive over SSE and the result appear, sees a second run on the busy host refused, and
-saves screenshots under ``$GENAI_CACHE/artifacts`` (``.cache/artifacts``): panel-e2e-stack.png,
-panel-e2e.png and panel-e2e-busy.png. Debian's chromium (/usr/bin/chromium) is the browser;
+with its token), containers and GPU pictures (plan and use, the demo's fake nvidia-smi said
+plainly), reloads the Stack page with /api/status never answering (the last known state and its
+age are there from the first paint), sees a run on the busy host refused, starts ``status`` on
+gpu-host and watches its progress (elapsed time, task now, tasks done per host), cancels it and
+reads what was stopped, then runs it to its end with the event pane followed (the page never
+scrolls). Screenshots go under ``$GENAI_CACHE/artifacts`` (``.cache/artifacts``):
+panel-e2e-stack.png, panel-e2e-running.png, panel-e2e.png and panel-e2e-busy.png; with
+GENAI_DOCS_SCREENSHOTS=1 the Stack page and the running job also as docs/panel-stack.png and
+docs/panel-run.png (the README's). Debian's chromium (/usr/bin/chromium) is the browser;
 Playwright never downloads one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -21,6 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -35,6 +41,7 @@ INVENTORY = "inventories/demo/hosts.yml"
 HOST = "gpu-host"
 PASSWORD = "e2e password not for production"
 ARTIFACTS = Path(os.environ.get("GENAI_CACHE") or ROOT / ".cache") / "artifacts"
+DOCS = ROOT / "docs"
 #: as the machine notes say: without the background-networking flags Chromium keeps trying
 #: to reach Google's hosts, which this machine's closed network refuses
 CHROMIUM_ARGS = [
@@ -135,8 +142,9 @@ def test_login_run_validate_and_watch_it(panel: str, demo: None, tmp_path: Path)
     from playwright.sync_api import expect, sync_playwright
 
     state_dir = tmp_path / "state"
-    # read-only and certain to succeed on the demo inventory, whether or not the demo runs
-    playbook = "stack_model"
+    # read-only (always check mode from the panel) and certain to succeed on the demo inventory;
+    # stack_model is imported by every playbook and no longer offered on its own
+    playbook = "status"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
@@ -176,8 +184,9 @@ def test_login_run_validate_and_watch_it(panel: str, demo: None, tmp_path: Path)
             expect(comfy).to_have_text(re.compile(r"^up · 2 checks"))
             expect(host.locator('[data-container$="/comfyui"]')).to_contain_text("running")
             expect(host.locator("[data-host-state] .text")).to_contain_text("read at")
-            expect(host.locator('.gpu-now tr[data-gpu="0"]')).to_contain_text("comfyui")
-            page.screenshot(path=str(ARTIFACTS / "panel-e2e-stack.png"), full_page=True)
+            _check_gpu_pictures(host, expect)
+            screenshot(page, "panel-e2e-stack.png", "panel-stack.png")
+            _check_first_paint(page, panel, expect)
 
             # a stopped service shows down, with the reason, once the hosts are read again
             subprocess.run(["docker", "stop", "-t", "2", "vllm-qwen3-micro"], check=True,
@@ -208,6 +217,9 @@ def test_login_run_validate_and_watch_it(panel: str, demo: None, tmp_path: Path)
                 )
                 page.screenshot(path=str(ARTIFACTS / "panel-e2e-busy.png"), full_page=True)
 
+            # a run's progress, live, and a cancel that says what it stopped
+            _run_and_cancel(page, playbook, expect)
+
             # the host is free again: start the run; the page follows it live
             page.select_option("#playbook", playbook)
             page.fill("#limit", HOST)
@@ -226,6 +238,7 @@ def test_login_run_validate_and_watch_it(panel: str, demo: None, tmp_path: Path)
             assert events.count() > rendered, "no event arrived through the live stream"
             expect(page.locator("#events li.stats")).to_have_count(1)
             expect(page.locator("#events li.stats")).to_contain_text(f"{HOST}: ok=")
+            _check_followed(page, expect)
             expect(page.locator("#result")).to_be_visible()
             expect(page.locator("#stats-body")).to_contain_text(HOST)
             expect(page.locator("#run-duration")).to_have_text(re.compile(r"\d"))
@@ -237,7 +250,174 @@ def test_login_run_validate_and_watch_it(panel: str, demo: None, tmp_path: Path)
             page.goto(panel + "/runs")
             row = page.locator("table.runs tbody tr", has_text=run_id)
             expect(row).to_contain_text(playbook)
+            expect(row.locator("td.mode")).to_have_text("check")  # read-only: never an apply
             expect(row.locator(".status")).to_have_text(final)
             expect(row.locator("td").last).to_have_text(re.compile(r"\d+(\.\d)? s|min"))
         finally:
             context.close()
+
+
+def screenshot(page: Any, name: str, doc: str | None = None) -> None:
+    """Under ARTIFACTS; with GENAI_DOCS_SCREENSHOTS=1 also as docs/<doc> (the README's)."""
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    if doc and os.environ.get("GENAI_DOCS_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / doc), full_page=True)
+
+
+def _check_gpu_pictures(host: Any, expect: Any) -> None:
+    """One table: per GPU, per service, the planned share and the memory used over it, in
+    colours with a legend; on the demo the figures are the fake nvidia-smi's, said plainly."""
+    expect(host.locator("table.gpus")).to_have_count(1)
+    gpu0 = host.locator('table.gpus tr[data-gpu="0"]')
+    expect(gpu0.locator('.use[data-service="comfyui"] .bar .plan')).to_be_visible()
+    expect(host.locator(".gpu-source.fake")).to_contain_text("fake nvidia-smi")
+    expect(gpu0.locator(".gpu-name")).to_contain_text("(fake)")
+    expect(gpu0.locator(".gpu-memory")).to_contain_text("used of")
+    # vLLM takes its share at start (the fake gives it its --gpu-memory-utilization)
+    micro = host.locator('.use[data-service="qwen3-micro"]').first
+    expect(micro.locator(".use-figures")).to_contain_text(re.compile(r"[1-9][\d.]* GiB used"))
+    widths = micro.locator(".bar").evaluate(
+        "(b) => [b.querySelector('.plan').offsetWidth, b.querySelector('.used').offsetWidth]"
+    )
+    assert widths[0] > 0 and widths[1] > 0, widths  # the share drawn, the use over it
+    levels = host.locator("table.gpus .use").evaluate_all("(us) => us.map((u) => u.dataset.level)")
+    assert levels and set(levels) <= {"within", "near", "over", "unplanned", "other"}, levels
+    for meaning in ("within plan", "near the ceiling", "over plan", "not planned on this GPU"):
+        expect(host.locator(".legend")).to_contain_text(meaning)
+
+
+def _check_first_paint(page: Any, panel: str, expect: Any) -> None:
+    """The Stack page holds the last known state and its age from its first paint: with
+    /api/status never answering, it still shows every service's health and the read's age."""
+    held: list[Any] = []
+    page.route("**/api/status*", lambda route: held.append(route))  # never answered
+    try:
+        page.goto(panel + "/")
+        host = page.locator(f"#host-{HOST}")
+        expect(host.locator('[data-health$="/qwen3-micro"] .text')).to_have_text(
+            re.compile(r"^up ")
+        )
+        expect(page.locator("#status-age")).to_contain_text(
+            re.compile(r"Last read of the hosts: .+ UTC \(\d+ (s|min) ago\)")
+        )
+        expect(host.locator('.use[data-service="qwen3-micro"]').first).to_be_visible()
+    finally:
+        page.unroute("**/api/status*")
+        for route in held:  # those of a page gone since are handled already
+            with contextlib.suppress(Exception):
+                route.abort()
+    page.goto(panel + "/")
+
+
+def _run_and_cancel(page: Any, playbook: str, expect: Any) -> None:
+    """Elapsed time, the task being run and the tasks done per host, live; a screenshot of
+    the running job; then a cancel that says which task it stopped, on which host, and that
+    nothing had changed."""
+    page.select_option("#playbook", playbook)
+    page.fill("#limit", HOST)
+    page.click("#run-button")
+    expect(page).to_have_url(re.compile(r"/runs/\d{8}T\d{6}-[0-9a-f]{6}$"))
+    done = page.locator(f'#progress-body tr[data-host="{HOST}"] td.done')
+    expect(done).to_have_text(re.compile(r"^[1-9]\d*$"), timeout=120_000)
+    expect(page.locator("#current-task")).not_to_have_text("starting…")
+    expect(page.locator("#run-duration-label")).to_have_text("Elapsed")
+    expect(page.locator("#run-duration")).to_have_text(re.compile(r"^\d"))
+    first = page.locator("#run-duration").inner_text()
+    expect(page.locator("#run-duration")).not_to_have_text(first)  # it ticks
+    screenshot(page, "panel-e2e-running.png", "panel-run.png")
+    page.click("#cancel-form button")
+    expect(page.locator("#run-status")).to_have_text("canceled", timeout=120_000)
+    account = page.locator("#run-error")
+    expect(account).to_have_class(re.compile(r"\bwarn\b"))
+    expect(account).to_contain_text(
+        re.compile(rf"^Canceled (during task '.+' on ({HOST}|no host)|after the run's last task)")
+    )
+    expect(account).to_contain_text("nothing was changed")
+    page.goto(page.url.rsplit("/runs/", 1)[0] + "/")
+
+
+def _check_followed(page: Any, expect: Any) -> None:
+    """Follow mode scrolled the event pane to its end, never the page: the header stays."""
+    pane = page.locator("#events")
+    assert pane.evaluate("(l) => l.scrollHeight > l.clientHeight"), "the pane never filled"
+    gap = pane.evaluate("(l) => l.scrollHeight - l.scrollTop - l.clientHeight")
+    assert gap < 30, gap  # at its end
+    assert page.evaluate("() => window.scrollY") == 0
+    expect(page.locator("header.top")).to_be_in_viewport()
+
+
+def _browser_login(pw: object, panel: str, tmp_path: Path) -> tuple[object, object]:
+    context = pw.chromium.launch_persistent_context(  # type: ignore[attr-defined]
+        str(tmp_path / "chromium-profile"),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1600, "height": 900},
+    )
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(panel + "/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(panel + "/")
+    return context, page
+
+
+def test_the_run_form_asks_keeps_and_explains(panel: str, tmp_path: Path) -> None:
+    """No demo needed: the form's confirmation, a refusal that keeps the input and names the
+    problem, status forced to check mode, the panel's 404 page and favicon, the page's width."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        context, page = _browser_login(pw, panel, tmp_path)
+        try:
+            _check_run_form(page, expect)
+            _check_small_things(page, panel, expect)
+        finally:
+            context.close()  # type: ignore[attr-defined]
+
+
+def _check_run_form(page: Any, expect: Any) -> None:
+    options = page.locator("#playbook option")
+    names = options.evaluate_all("(os) => os.map((o) => o.value)")
+    assert "stack_model" not in names and "secret" not in names and "site" in names
+    page.select_option("#playbook", "site")
+    expect(page.locator("#playbook-does")).to_contain_text("changes the hosts")
+    # a destructive playbook asks first; dismissed, nothing starts
+    asked: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.click("#run-button")
+    page.wait_for_timeout(500)  # the page stays; nothing to wait for
+    assert asked and "site" in asked[0] and page.url.endswith("/")
+    # a refused form keeps its input and says what is wrong
+    page.select_option("#playbook", "validate")
+    page.fill("#limit", "x" * 5000)
+    page.fill("#extra-vars", "validate_deadline: 5")
+    page.click("#run-button")
+    expect(page.locator("#run-error")).to_contain_text("the limit is too long (5000 characters")
+    expect(page.locator("#limit")).to_have_value("x" * 5000)
+    expect(page.locator("#extra-vars")).to_have_value("validate_deadline: 5")
+    expect(page.locator("#playbook")).to_have_value("validate")
+    # status is always a check from the panel; restore shows its backups
+    page.select_option("#playbook", "status")
+    expect(page.locator("#check")).to_be_checked()
+    expect(page.locator("#check")).to_be_disabled()
+    page.select_option("#playbook", "restore")
+    expect(page.locator("#backup-from")).to_be_visible()
+
+
+def _check_small_things(page: Any, panel: str, expect: Any) -> None:
+    page.goto(panel + "/nope")
+    expect(page.locator("#not-found")).to_contain_text("/nope")
+    expect(page.locator("header nav")).to_contain_text("Runs")
+    assert page.request.get(panel + "/favicon.ico").status == 200
+    page.goto(panel + "/")
+    main_width = page.locator("main").evaluate("(m) => m.getBoundingClientRect().width")
+    assert main_width > 1400, main_width  # the layout uses a 1600 px wide window

@@ -60,6 +60,19 @@ PLAYBOOKS = {
             ],
         }
     ],
+    "changing": [
+        {
+            "name": "Changing",
+            "hosts": "all",
+            "gather_facts": False,
+            "tasks": [
+                {"name": "Change something", "ansible.builtin.debug": {"msg": "changed"},
+                 "changed_when": True},
+                {"name": "Wait for the gate",
+                 "ansible.builtin.wait_for": {"path": "{{ playbook_dir }}/../gate", "timeout": 120}},
+            ],
+        }
+    ],
     "slow": [
         {
             "name": "Slow",
@@ -284,7 +297,11 @@ def test_every_post_without_csrf_token_is_forbidden(logged_in: TestClient) -> No
 def test_dashboard_shows_hosts_services_and_plan(logged_in: TestClient) -> None:
     page = logged_in.get("/").text
     assert "node-a" in page and "node-b" in page
-    assert "tiny" in page and "Test GPU" in page and 'value="0.9"' in page  # meter of GPU 0
+    assert "tiny" in page and "Test GPU" in page and 'data-share="0.90"' in page  # GPU 0's plan
+    # one GPU table per host (plan and use together), with the legend of its colours
+    assert page.count('<table class="gpus"') == 1 and "GPUs now" not in page
+    for meaning in ("within plan", "near the ceiling", "over plan", "not planned on this GPU"):
+        assert meaning in page
     for name in ("quick", "broken", "slow", "site"):
         assert f'<option value="{name}"' in page
     # the services' health comes from status.yml (tests/unit/driver/test_status.py); this
@@ -358,6 +375,7 @@ def test_second_run_on_the_same_host_is_refused_with_409(
         assert cancel.status_code == 303
     _, end = follow(logged_in, slow_id)
     assert end["status"] == "canceled"
+    assert "nothing had changed before it" in end["error"], end["error"]
     assert start_run(logged_in, "quick", limit="node-a").status_code == 303
 
 
@@ -606,3 +624,190 @@ def test_a_dead_panels_run_is_interrupted_but_its_host_stays_locked(config: Pane
         assert web.get("/api/runs/r9").json()["status"] == "interrupted"
         busy = start_run(web, "quick", limit="node-a")
         assert busy.status_code == 409 and "r9" in busy.text
+
+
+# -- the run form for humans --------------------------------------------------------------------
+def post_run(client: TestClient, **fields: str) -> Any:
+    return client.post("/runs", data={"csrf_token": csrf(client), **fields})
+
+
+def test_the_form_offers_only_runnable_playbooks_with_what_they_do(logged_in: TestClient) -> None:
+    page = logged_in.get("/").text
+    assert '<option value="stack_model"' not in page  # imported by the others, not run alone
+    site = re.search(r'<option value="site"[^>]*>([^<]*)</option>', page)
+    assert site and "deploy the whole stack" in site.group(1) and "changes hosts" in site.group(1)
+    assert 'data-confirm="1"' in site.group(0)
+    quick = re.search(r'<option value="quick"[^>]*>', page)
+    assert quick and "data-confirm" not in quick.group(0)
+
+
+def test_a_destructive_playbook_needs_its_confirmation(logged_in: TestClient) -> None:
+    refused = post_run(logged_in, playbook="site", limit="node-b", tags="web")
+    assert refused.status_code == 400 and "confirm" in refused.text
+    assert 'name="confirmed" id="confirmed"' in refused.text and 'type="checkbox"' in refused.text
+    # the refused form comes back as it was sent
+    assert re.search(r'<option value="site"[^>]* selected>', refused.text)
+    assert 'id="limit" placeholder="all hosts" value="node-b"' in refused.text
+    assert 'id="tags" placeholder="all tasks" value="web"' in refused.text
+    started = post_run(logged_in, playbook="site", limit="node-b", confirmed="on")
+    assert started.status_code == 303, started.text[-2000:]
+    _, end = follow(logged_in, started.headers["location"].rsplit("/", 1)[1])
+    assert end["status"] == "successful"
+
+
+def test_refusals_name_the_actual_problem(logged_in: TestClient) -> None:
+    too_long = post_run(logged_in, playbook="quick", limit="a" * 5000)
+    assert too_long.status_code == 400 and "too long (5000 characters" in too_long.text
+    assert 'value="' + "a" * 5000 + '"' in too_long.text  # kept
+    nothing = post_run(logged_in, playbook="quick", limit="node-z*")
+    assert nothing.status_code == 400
+    assert "the limit &#39;node-z*&#39; matches no host" in nothing.text
+    assert "[WARNING]" not in nothing.text and "[ERROR]" not in nothing.text
+    bad_char = post_run(logged_in, playbook="quick", limit="node a")
+    assert "&#39; &#39;" in bad_char.text  # names the character (a space)
+
+
+def test_extra_vars_are_validated_and_reach_the_run(logged_in: TestClient) -> None:
+    for text, problem in [
+        ("[1, 2]", "must be a mapping"),
+        ("ansible_python_interpreter: /bin/sh", "connection variables"),
+        ("x: \"{{ lookup('pipe', 'id') }}\"", "templates"),
+        ("a" * 3000, "too long"),
+    ]:
+        refused = post_run(logged_in, playbook="quick", extra_vars=text)
+        assert refused.status_code == 400 and problem in refused.text, (text, refused.text[-500:])
+    started = post_run(logged_in, playbook="quick", limit="node-b", extra_vars="greeting: hello")
+    assert started.status_code == 303
+    _, end = follow(logged_in, started.headers["location"].rsplit("/", 1)[1])
+    assert end["status"] == "successful"
+
+
+def test_restore_takes_backup_from_among_the_backups_that_exist(
+    logged_in: TestClient, project: Project
+) -> None:
+    (project.root / "playbooks" / "restore.yml").write_text(
+        yaml.safe_dump([{"name": "Restore", "hosts": "all", "gather_facts": False, "tasks": [
+            {"name": "Show", "ansible.builtin.debug": {"msg": "from={{ backup_from }}"}}]}])
+    )  # fmt: skip
+    (project.root / "backups" / "node-b" / "20250101T000000").mkdir(parents=True)
+    page = logged_in.get("/").text
+    assert '<option value="20250101T000000"' in page
+    missing = post_run(logged_in, playbook="restore", limit="node-b", confirmed="yes")
+    assert missing.status_code == 400 and "needs backup_from" in missing.text
+    unknown = post_run(logged_in, playbook="restore", limit="node-b", confirmed="yes",
+                       backup_from="19990101T000000")  # fmt: skip
+    assert unknown.status_code == 400 and "there is no backup" in unknown.text
+    started = post_run(logged_in, playbook="restore", limit="node-b", confirmed="yes",
+                       backup_from="20250101T000000")  # fmt: skip
+    assert started.status_code == 303, started.text[-1000:]
+    events, end = follow(logged_in, started.headers["location"].rsplit("/", 1)[1])
+    assert end["status"] == "successful"
+    assert any(e["message"] == "from=20250101T000000" for e in events)
+
+
+# -- the small things -----------------------------------------------------------------------------
+def test_a_missing_page_is_the_panels_own_404(logged_in: TestClient, client: TestClient) -> None:
+    page = logged_in.get("/nope")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert 'id="not-found"' in page.text and "/nope" in page.text and "Runs</a>" in page.text
+    assert logged_in.get("/api/nope").json() == {"detail": "Not Found"}
+
+
+def test_favicon_and_one_time_format(logged_in: TestClient) -> None:
+    icon = logged_in.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert 'rel="icon"' in logged_in.get("/").text
+    response = start_run(logged_in, "quick", limit="node-b")
+    run_id = response.headers["location"].rsplit("/", 1)[1]
+    follow(logged_in, run_id)
+    for path in ("/runs", f"/runs/{run_id}"):
+        text = logged_in.get(path).text
+        assert re.search(r'<time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>', text)
+        assert not re.search(r"\d:\d\d:\d\d [AP]M", text)
+
+
+# -- a Stack page that answers at once ------------------------------------------------------------
+def test_the_stack_page_never_waits_for_a_status_run(logged_in: TestClient) -> None:
+    from genai_stack.status import StackStatus
+
+    cache = logged_in.app.state.status_cache  # type: ignore[attr-defined]
+    gate = threading.Event()
+    first = StackStatus([], 1_700_000_000.0, 3.0)
+
+    def slow_read() -> StackStatus:
+        gate.wait(120)
+        return StackStatus([], 1_700_000_100.0, 3.0)
+
+    cache.value, cache.compute = first, slow_read
+    cache.clear()  # stale: the next read starts a run that blocks until the gate opens
+    try:
+        page = logged_in.get("/")  # answered while status.yml "runs": it never waits for it
+        assert page.status_code == 200
+        last = re.search(r'id="last-status" data-json="([^"]+)"', page.text)
+        assert last, "the page holds no last known status"
+        held = json.loads(last.group(1).replace("&#34;", '"').replace("&quot;", '"'))
+        assert held["status"]["checked_at"] == 1_700_000_000.0 and held["refreshing"] is True
+        assert re.search(r'id="status-reading" class="reading">', page.text)  # shown, not hidden
+        api = logged_in.get("/api/status").json()
+        assert api["refreshing"] is True and api["status"]["checked_at"] == 1_700_000_000.0
+        assert not gate.is_set()  # both answers came while the read was still under way
+    finally:
+        gate.set()
+    fresh = logged_in.get("/api/status", params={"wait": True}).json()
+    assert fresh["status"]["checked_at"] == 1_700_000_100.0 and fresh["refreshing"] is False
+
+
+# -- run progress and what a cancel stopped -------------------------------------------------------
+def _event(seq: int, kind: str, host: str | None = None, task: str | None = None) -> Any:
+    from genai_stack.events import EventKind, RunEvent
+
+    return RunEvent("r", seq, EventKind(kind), host=host, task=task)
+
+
+def test_progress_counts_tasks_per_host_and_names_the_task_being_run() -> None:
+    from genai_stack.panel.progress import Progress, cancel_account
+
+    events = [_event(1, "play_start"), _event(2, "task_start", task="one"),
+              _event(3, "ok", "a", "one"), _event(4, "changed", "b", "one"),
+              _event(5, "task_start", task="two"), _event(6, "ok", "a", "two")]  # fmt: skip
+    progress = Progress.of(["a", "b", "c"], events)
+    assert progress.task == "two" and progress.tasks_started == 2
+    assert [(h.host, h.done, h.changed, h.current) for h in progress.hosts.values()] == [
+        ("a", 2, 0, None), ("b", 1, 1, "two"), ("c", 0, 0, "two")]  # fmt: skip
+    assert progress.running_on() == ["b", "c"]
+    said = cancel_account(progress)
+    assert "during task 'two' on b, c" in said and "(b 1 changed)" in said
+    assert "before any task" in cancel_account(Progress.of(["a"], events[:1]))
+    assert "a check: nothing was changed (1 task(s) would have)" in cancel_account(progress, True)
+    failed = Progress.of(["a"], [*events[:2], _event(3, "unreachable", "a", "one"),
+                                 _event(4, "task_start", task="two")])  # fmt: skip
+    assert failed.hosts["a"].out and failed.running_on() == []
+    assert "nothing had changed" in cancel_account(failed)
+
+
+def test_a_running_job_shows_its_progress_and_a_cancel_says_what_it_stopped(
+    logged_in: TestClient,
+) -> None:
+    response = start_run(logged_in, "changing", limit="node-a")
+    assert response.status_code == 303, response.text
+    run_id = response.headers["location"].rsplit("/", 1)[1]
+    manager = logged_in.app.state.manager  # type: ignore[attr-defined]
+    while not any(e.task == "Wait for the gate" for e in manager.events(run_id)):
+        threading.Event().wait(0.1)
+    page = logged_in.get(f"/runs/{run_id}").text
+    assert '<strong id="current-task">Wait for the gate</strong>' in page
+    row = re.search(r'<tr data-host="node-a">(.*?)</tr>', page)
+    assert row, "no progress row for node-a"
+    assert '<td class="done">1</td><td class="changed">1</td>' in row.group(1)
+    assert '<td class="current">Wait for the gate</td>' in row.group(1)
+    elapsed = re.search(r'<dd id="run-duration" data-started="[^"]+">([^<]*)</dd>', page)
+    assert elapsed and re.match(r"\d", elapsed.group(1)), "no elapsed time while it runs"
+    assert 'id="follow" checked' in page
+    token = csrf(logged_in, f"/runs/{run_id}")
+    assert logged_in.post(f"/runs/{run_id}/cancel", data={"csrf_token": token}).status_code == 303
+    _, end = follow(logged_in, run_id)
+    assert end["status"] == "canceled"
+    assert "during task 'Wait for the gate' on node-a" in end["error"], end["error"]
+    assert "changes had been made before it (node-a 1 changed)" in end["error"]
+    page = logged_in.get(f"/runs/{run_id}").text
+    assert 'class="alert warn" id="run-error"' in page and "Wait for the gate" in page

@@ -341,6 +341,46 @@ def test_unmeasured_gpus_show_the_plan_only() -> None:
     assert host.gpu_reason == "no nvidia-smi" and not any(g.over for g in host.gpus)
 
 
+def test_each_use_has_a_colour_that_means_something() -> None:
+    def levels(data: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+        gpus = status.host_status("h", data).gpus
+        return {u.service: u.level for u in gpus[0].uses}, [g.level for g in gpus]
+
+    # a uses all of its share (near its ceiling), b two thirds of its share
+    assert levels(report()) == ({"a": "near", "b": "within"}, ["near", "within"])
+    data = report()
+    data["gpus"]["processes"][0]["used_memory_mib"] = 4000
+    assert levels(data) == ({"a": "within", "b": "within"}, ["within", "within"])
+    data["gpus"]["processes"][1]["used_memory_mib"] = 3001
+    assert levels(data) == ({"a": "within", "b": "over"}, ["over", "within"])
+    data["gpus"]["processes"][1].update(used_memory_mib=100, gpu_uuid="GPU-1")
+    gpus = status.host_status("h", data).gpus
+    assert [(u.service, u.level) for u in gpus[1].uses] == [("b", "unplanned")]
+    assert gpus[1].level == "unplanned"
+    unmeasured = report(gpus={"status": "absent", "reason": "x", "list": [], "processes": []})
+    assert levels(unmeasured) == ({"a": "unmeasured", "b": "unmeasured"},
+                                  ["unmeasured", "unmeasured"])  # fmt: skip
+    shown = status.host_status("h", report()).gpus[0].to_dict()
+    assert shown["level"] == "near" and [u["level"] for u in shown["uses"]] == ["near", "within"]
+
+
+def test_a_demo_host_reads_the_fake_nvidia_smi_and_a_real_host_never() -> None:
+    driver = Driver(Project(ROOT), state_dir=Path("/nonexistent"))
+    gpus = [{"index": 0, "name": "RTX 4090 (declared)", "memory_total_mib": 24564}]
+    demo = {"ansible_connection": "local", status.FAKE_SMI_VAR: True, "genai_gpus": gpus}
+    env, faked = status.fake_smi_env(
+        driver, {"demo": demo, "real": {"ansible_connection": "local"}}
+    )
+    assert faked == {"demo"}
+    assert env["PATH"].split(os.pathsep)[0] == str(FAKE_SMI.parent)
+    assert env["FAKE_NVIDIA_SMI_PROCESSES"] == "scan"
+    assert json.loads(env["FAKE_NVIDIA_SMI_GPUS"]) == [
+        {"name": "RTX 4090 (fake)", "memory_total_mib": 24564, "memory_used_mib": 1}]  # fmt: skip
+    # over SSH the controller's PATH means nothing on the host; without the variable, nothing
+    remote = {**demo, "ansible_connection": "ssh"}
+    assert status.fake_smi_env(driver, {"far": remote, "real": {}}) == ({}, set())
+
+
 def run_result(**kwargs: Any) -> RunResult:
     return RunResult(run_id="r", playbook="status", status="failed", rc=4, started_at="",
                      finished_at="", duration_s=1.0, **kwargs)  # fmt: skip
@@ -450,3 +490,46 @@ def test_fake_nvidia_smi_reports_a_vllm_process_share_of_its_gpu(tmp_path: Path)
     assert mine == [[str(claimer.pid), uuid["1"], str(int(0.25 * 24576))]]
     used = {line.split(", ")[0]: int(line.split(", ")[2]) for line in gpus.splitlines()}
     assert used["1"] >= 1 + 6144  # the configured 1 MiB plus this process's share
+
+
+# -- honest records: read-only playbooks change nothing and are recorded as checks ---------------
+def _panel_run(client: TestClient, playbook: str, extra_vars: str = "") -> dict[str, Any]:
+    page = client.get("/").text
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    response = client.post("/runs", data={"playbook": playbook, "limit": "near",
+                                           "extra_vars": extra_vars, "csrf_token": token})  # fmt: skip
+    assert response.status_code == 303, response.text[-3000:]
+    run_id = response.headers["location"].rsplit("/", 1)[1]
+    with client.stream("GET", f"/runs/{run_id}/events") as stream:
+        for _ in stream.iter_lines():
+            pass
+    row: dict[str, Any] = client.get(f"/api/runs/{run_id}").json()
+    return row
+
+
+def test_validate_and_status_from_the_panel_change_nothing_and_show_as_checks(
+    tmp_path: Path, comfyui: tuple[Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory = write_inventory(tmp_path, comfyui)
+    for key, value in status_driver(tmp_path).extra_env.items():
+        monkeypatch.setenv(key, value)
+    config = PanelConfig.create(Project(ROOT), tmp_path / "state", tmp_path / "secrets",
+                                inventory=str(inventory))  # fmt: skip
+    set_password(config.password_file, "admin", PASSWORD, rounds=4)
+    with TestClient(create_app(config), follow_redirects=False) as client:
+        page = client.get("/login").text
+        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        client.post("/login", data={"username": "admin", "password": PASSWORD,
+                                    "csrf_token": token, "next": "/"})  # fmt: skip
+        # status runs from the panel (check mode, its report directory given by the panel)
+        status_row = _panel_run(client, "status")
+        assert status_row["status"] == "successful", status_row
+        assert status_row["check"] is True
+        # validate fails here (the "gone" service is down), yet changes nothing
+        validate_row = _panel_run(client, "validate", "validate_deadline: 1")
+        assert validate_row["status"] in ("successful", "failed"), validate_row
+        for row in (status_row, validate_row):
+            assert row["stats"]["near"]["changed"] == 0, row["stats"]
+        history = client.get("/runs").text
+        modes = [m.strip() for m in history.split('<td class="mode">')[1:]]
+        assert len(modes) == 2 and all(m.startswith("check<") for m in modes), modes
