@@ -118,7 +118,9 @@ def test_values_cannot_add_keys_or_directives(tmp_path: Path) -> None:
     models = yaml.safe_load((ROOT / "group_vars" / "all" / "vllm_qwen3.yml").read_text())[
         "vllm_qwen3_models"
     ]
-    models[0].update(model=hostile, env={"NOTE": note}, extra_args=["--chat-template", "x: y 'q' #z --a"])
+    models[0].update(
+        model=hostile, env={"NOTE": note}, extra_args=["--chat-template", "x: y 'q' #z --a"]
+    )
     config = render(tmp_path, reservation=True, models=models)
     assert set(config["services"]) == {"qwen3-micro", "qwen3-mini", "qwen3-medium"}
     micro = config["services"]["qwen3-micro"]
