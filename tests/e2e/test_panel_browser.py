@@ -6,7 +6,9 @@ plainly), reloads the Stack page with /api/status never answering (the last know
 age are there from the first paint), sees a run on the busy host refused, starts ``status`` on
 gpu-host and watches its progress (elapsed time, task now, tasks done per host), cancels it and
 reads what was stopped, then runs it to its end with the event pane followed (the page never
-scrolls). Screenshots go under ``$GENAI_CACHE/artifacts`` (``.cache/artifacts``):
+scrolls). Without the demo: restore from the form, refused with no backup picked, then started
+in check mode with a (fake) backup picked, its backup_from read back from ansible-runner's record
+of the command. Screenshots go under ``$GENAI_CACHE/artifacts`` (``.cache/artifacts``):
 panel-e2e-stack.png, panel-e2e-running.png, panel-e2e.png and panel-e2e-busy.png; with
 GENAI_DOCS_SCREENSHOTS=1 the Stack page and the running job also as docs/panel-stack.png and
 docs/panel-run.png (the README's). Debian's chromium (/usr/bin/chromium) is the browser;
@@ -16,6 +18,7 @@ Playwright never downloads one.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -421,3 +424,69 @@ def _check_small_things(page: Any, panel: str, expect: Any) -> None:
     page.goto(panel + "/")
     main_width = page.locator("main").evaluate("(m) => m.getBoundingClientRect().width")
     assert main_width > 1400, main_width  # the layout uses a 1600 px wide window
+
+
+def test_restore_from_the_form_sends_the_picked_backup(panel: str, tmp_path: Path) -> None:
+    """No demo needed: restore with no backup picked is refused naming backup_from; with a
+    backup picked in #backup-from and check mode ticked, the run reaches ansible-runner with
+    ``backup_from=<stamp>`` and ``--check``. The stamp is a fake (an empty directory under the
+    project's backups/, removed after), so the playbook's own check refuses it before any task
+    could change the host."""
+    from playwright.sync_api import expect, sync_playwright
+
+    stamp = "19700101T000000-e2e-" + tmp_path.name[-12:]
+    host_dir = ROOT / "backups" / HOST
+    made = [p for p in (ROOT / "backups", host_dir) if not p.exists()]
+    (host_dir / stamp).mkdir(parents=True)
+    try:
+        with sync_playwright() as pw:
+            context, page = _browser_login(pw, panel, tmp_path)
+            try:
+                run_id = _restore_from_the_form(page, stamp, expect)
+                _check_restore_run(page, panel, run_id, stamp, expect)
+            finally:
+                context.close()  # type: ignore[attr-defined]
+    finally:
+        (host_dir / stamp).rmdir()
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+    # what the panel handed to ansible-runner: its record of the command line
+    record = json.loads((tmp_path / "state" / "artifacts" / run_id / "command").read_text())
+    command = record["command"]
+    assert "--check" in command, command
+    sent = [json.loads(command[i + 1]) for i, a in enumerate(command[:-1]) if a == "-e"]
+    assert {"backup_from": stamp} in sent, command
+    assert any(a.endswith("restore.yml") for a in command), command
+
+
+def _restore_from_the_form(page: Any, stamp: str, expect: Any) -> str:
+    """Refused without a backup (the input kept), then started with one picked; the run's id."""
+    page.select_option("#playbook", "restore")
+    expect(page.locator("#backup-pick")).to_be_visible()
+    backups = page.locator("#backup-from option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert stamp in backups, backups
+    page.fill("#limit", HOST)
+    page.check("#check")  # check mode: no confirmation asked, nothing on the host changes
+    page.select_option("#backup-from", "")
+    page.click("#run-button")
+    expect(page.locator("#run-error")).to_contain_text("restore needs backup_from")
+    expect(page.locator("#playbook")).to_have_value("restore")
+    expect(page.locator("#backup-pick")).to_be_visible()
+    expect(page.locator("#check")).to_be_checked()
+    page.select_option("#backup-from", stamp)
+    page.click("#run-button")
+    expect(page).to_have_url(re.compile(r"/runs/\d{8}T\d{6}-[0-9a-f]{6}$"))
+    return str(page.url.rsplit("/", 1)[1])
+
+
+def _check_restore_run(page: Any, panel: str, run_id: str, stamp: str, expect: Any) -> None:
+    """The run page says restore in check mode; the run ends with the playbook refusing the
+    fake backup by its stamp (it holds no configs.tar.gz)."""
+    expect(page.locator("h1")).to_contain_text("restore")
+    expect(page.locator("h1")).to_contain_text("check mode")
+    expect(page.locator("#run-status")).not_to_have_text("running", timeout=180_000)
+    row = page.request.get(f"{panel}/api/runs/{run_id}").json()
+    assert row["playbook"] == "restore" and row["check"] is True and row["limit"] == HOST, row
+    assert row["status"] == "failed", row
+    assert stamp in json.dumps(row["failed_tasks"]), row["failed_tasks"]
