@@ -180,7 +180,7 @@ COMFYUI_MODEL_FOLDERS = (
     "clip_vision", "upscale_models", "embeddings",
 )  # fmt: skip
 #: ComfyUI's VRAM modes (one flag each; comfyui_qwen_auth_vram_mode names one without "--")
-COMFYUI_VRAM_MODES = ("gpu-only", "highvram", "normalvram", "lowvram", "novram", "cpu")
+COMFYUI_VRAM_MODES = ("gpu-only", "highvram", "normalvram", "lowvram", "novram")
 #: main.py flags the role sets itself, or that would turn ComfyUI-Login off: the variable (or the
 #: reason) each one comes from. Every spelling upstream's parser expands to one is refused too.
 COMFYUI_MANAGED_FLAGS: dict[str, str] = {
@@ -191,6 +191,7 @@ COMFYUI_MANAGED_FLAGS: dict[str, str] = {
     "--default-device": "comfyui_qwen_auth_gpu, the GPU plan",
     "--preview-method": "comfyui_qwen_auth_preview_method",
     **{f"--{mode}": "comfyui_qwen_auth_vram_mode" for mode in COMFYUI_VRAM_MODES},
+    "--cpu": "never: ComfyUI runs on the GPU the plan gives it (comfyui_qwen_auth_gpu)",
     "--disable-all-custom-nodes": "never: it would turn ComfyUI-Login off and open the API",
     "--whitelist-custom-nodes": "never: it goes with --disable-all-custom-nodes",
     "--base-directory": "never: it would move custom_nodes away from ComfyUI-Login",

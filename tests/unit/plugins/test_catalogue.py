@@ -333,7 +333,7 @@ def test_comfyui_accepts_its_optional_settings() -> None:
          f"{C}_extra_args[0] '--lowvram' is set by the role from {C}_vram_mode; remove it"),
         ({"vram_mode": "--lowvram"},
          f"{C}_vram_mode '--lowvram' must be empty or one of gpu-only, highvram, normalvram, "
-         "lowvram, novram, cpu"),
+         "lowvram, novram"),
         ({"preview_method": "fast"},
          f"{C}_preview_method 'fast' is not a preview method of ComfyUI; use one of none, auto, "
          "latent2rgb, taesd"),
@@ -541,3 +541,30 @@ def test_while_fetching_a_checkpoint_needs_its_checksum(fetch: Any) -> None:
         "with forge_turbo_instances[0].checkpoint.url: the download is verified against it (the "
         "sha256 is on the file's page of the model hub)"
     ]
+
+
+def test_every_flag_a_role_manages_is_a_real_flag_of_its_upstream() -> None:
+    """The managed lists name flags of the grammar read from upstream (a renamed or removed flag
+    there must show here), and ComfyUI's VRAM modes are the role's argument_specs choices."""
+    from pathlib import Path
+
+    import yaml
+
+    from ansible_collections.myia.genai_stack.plugins.module_utils import (
+        grammar_comfyui,
+        grammar_forge,
+    )
+
+    assert set(catalogue.COMFYUI_MANAGED_FLAGS) <= set(grammar_comfyui.FLAGS)
+    assert set(forge.MANAGED_FLAGS) <= set(grammar_forge.FLAGS)
+    for release, grammar in vllm.RELEASES.items():
+        missing = set(vllm.managed_flags("m")) - set(grammar["flags"])
+        # the negative switches came with later releases; 0.9.2 has --config only on vllm serve
+        newer = {"--disable-auto-tool-choice", "--no-enable-auto-tool-choice", "--config"}
+        assert missing <= newer, release
+    spec = Path(__file__).resolve().parents[3] / "roles/comfyui_qwen_auth/meta/argument_specs.yml"
+    options = yaml.safe_load(spec.read_text())["argument_specs"]["main"]["options"]
+    assert options[f"{C}_vram_mode"]["choices"] == ["", *catalogue.COMFYUI_VRAM_MODES]
+    assert options[f"{C}_preview_method"]["choices"] == list(
+        grammar_comfyui.CHOICES["--preview-method"]
+    )
