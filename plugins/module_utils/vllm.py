@@ -82,7 +82,9 @@ class VllmSpecError(specs.SpecError):
     pass
 
 
-def _model_problems(model: dict[str, Any], where: str, label: str) -> list[str]:
+def _model_problems(
+    model: dict[str, Any], where: str, label: str, release: str, which: str
+) -> list[str]:
     """Every value that would break the compose file, the command line or the plan."""
     problems = [
         p
@@ -119,7 +121,6 @@ def _model_problems(model: dict[str, Any], where: str, label: str) -> list[str]:
         problems += [
             p for n in names if (p := specs.text_problem(n, f"{where}.served_model_names"))
         ]
-    release, which = flag_lists(model["image"])
     grammar = RELEASES[release]
     problems += argv_grammar.problems(
         model["extra_args"],
@@ -161,7 +162,8 @@ def normalize(
         if name in names:
             problems.append(f"{label}: duplicate name, also {variable}[{names[name]}].name")
         names.setdefault(name, i)
-        own = _model_problems(model, where, label)
+        release, which = flag_lists(model["image"])
+        own = _model_problems(model, where, label, release, which)
         if own:
             problems += own
             continue
@@ -174,7 +176,6 @@ def normalize(
         if model["max_model_len"] is not None:
             model["max_model_len"] = int(model["max_model_len"])
         model["served_model_names"] = list(model["served_model_names"] or [name])
-        release, which = flag_lists(model["image"])
         lists = RELEASES[release]
         for key in LISTED:
             value = model[key]
