@@ -1,7 +1,7 @@
 """Ten GPU hosts in one inventory: site.yml, validate.yml and update.yml each in one call.
 
 Ten fresh Debian 12 hosts (tests/integration/ssh_hosts.py: sshd on 127.0.0.1:2300-2309, reached
-as ``admin`` with ``become``), each with its own root /opt/genai-manyNN, ports 43000 + 100 * NN,
+as ``admin`` with ``become``), each with its own root /opt/genai-manyNN, ports 20000 + 100 * NN (below the ephemeral ports),
 compose projects manyNN-*, secret and GPU set (1 to 3 declared GPUs: a GPU plan per host). They
 share this machine's dockerd. Each deploys a light stack: one vLLM model and ComfyUI (stand-ins),
 no Forge instance, nothing installed (site.yml runs without the nvidia and forge tags: nothing for
@@ -43,7 +43,7 @@ LIGHT = ("--skip-tags", "nvidia,forge")
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    fleet = Fleet("many", HOSTS, tmp_path_factory.mktemp("many-hosts"), 2300, 43000)
+    fleet = Fleet("many", HOSTS, tmp_path_factory.mktemp("many-hosts"), 2300, 20000)
     tagged = run(["docker", "tag", OLD, NEXT])
     assert tagged.returncode == 0, tagged.stderr
     try:

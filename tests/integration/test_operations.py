@@ -199,7 +199,8 @@ SECRET_FILE = ROOT / ".secrets" / "itest" / "genai_secret.vault"
 def test_a_lost_secret_is_refused_before_any_change_then_rotated_on_purpose(stack: None) -> None:
     """No secret file on the controller while the host holds credentials: site.yml stops in its
     first plays, names the file and both ways out, and every file on the host stays byte for
-    byte; rotate_tokens.yml then rotates on purpose and site.yml is clean again."""
+    byte; rotate_tokens.yml then rotates on purpose and site.yml is clean again. With
+    token_sync_lost_secret=rotate, site.yml itself makes a new secret and follows it."""
     lost = SECRET_FILE.with_suffix(".lost")
     SECRET_FILE.rename(lost)
     try:
@@ -222,6 +223,17 @@ def test_a_lost_secret_is_refused_before_any_change_then_rotated_on_purpose(stac
         assert client_values()["VLLM_API_KEY"] == api_key()
         done = playbook("site.yml")
         assert done.returncode == 0 and recap(done.stdout)["changed"] == 0
+        # a throwaway host (the demo) rotates instead: every credential follows the new secret
+        SECRET_FILE.rename(lost)
+        old = client_values()
+        done = playbook("site.yml", "-e", "token_sync_lost_secret=rotate")
+        assert done.returncode == 0, done.stdout[-5000:]
+        assert "token_sync_lost_secret is rotate: a new secret is generated" in " ".join(
+            done.stdout.split()
+        )
+        assert SECRET_FILE.exists()
+        assert client_values()["VLLM_API_KEY"] not in (old["VLLM_API_KEY"], "")
+        assert client_values()["VLLM_API_KEY"] == api_key()
     finally:
         lost.unlink(missing_ok=True)
 

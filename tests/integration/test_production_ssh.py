@@ -150,7 +150,9 @@ class Lab(SshHost):
         self.tmp = tmp
         #: a bare host has no docker: the role installs it (compose: the plugin's release URL)
         self.compose = compose
-        self.base = (40050 if compose else 40000) + 100 * int(distro)
+        self.base = (30050 if compose else 30000) + 100 * int(
+            distro
+        )  # below the ephemeral ports (32768-)
         self.inventory = tmp / "production"
         self.vault_pass = tmp / "genai-vault-pass"
         self.url, self.sums = models

@@ -1,7 +1,7 @@
 """The panel and `genai-stack status` on the controller, reading a GPU host over real SSH.
 
 One fresh Debian 12 host (tests/integration/ssh_hosts.py: sshd on 127.0.0.1:2350, reached as
-``admin`` with ``become``, root /opt/genai-status00, ports from 47000, compose projects
+``admin`` with ``become``, root /opt/genai-status00, ports from 22000, compose projects
 status00-*) converged with site.yml: two vLLM models sharing GPU 1, ComfyUI behind ComfyUI-Login
 on GPU 0, stand-in images. The host runs in this machine's pid namespace, as sshd and the
 containers do on a real GPU host: the fake nvidia-smi (tests/standins/nvidia-smi) reports every
@@ -69,7 +69,7 @@ def with_host_pids(real: Any) -> Any:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """The host, converged."""
-    fleet = Fleet("status", 1, tmp_path_factory.mktemp("status-remote"), 2350, 47000)
+    fleet = Fleet("status", 1, tmp_path_factory.mktemp("status-remote"), 2350, 22000)
     base = fleet.base[HOST]
     model = {"max_model_len": 4096, "env": {"STANDIN_LOAD_SECONDS": "1"}}
     fleet.host_vars[HOST].update(

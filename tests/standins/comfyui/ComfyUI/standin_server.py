@@ -31,7 +31,7 @@ from typing import Any
 import standin_nodes as nodes
 
 JsonDict = dict[str, Any]
-COMFYUI_VERSION = "0.3.60"
+COMFYUI_VERSION = "0.3.64"  # the release grammar_comfyui.py was read from
 PYTORCH_VERSION = "2.8.0+cu128"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
 LOGIN_EXEMPT_SUFFIXES = (".css", ".css.map", ".js", ".ico")
