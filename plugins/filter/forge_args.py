@@ -37,6 +37,13 @@ def forge_env(instance: dict[str, Any], user: str, password: str, token: str) ->
         raise AnsibleFilterError(f"forge_env: not a checked instance ({exc})") from exc
 
 
+def forge_secret_files(instances: list[dict[str, Any]], user: str, password: str) -> dict[str, str]:
+    try:
+        return forge.secret_files(list(instances), str(user), str(password))
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError(f"forge_secret_files: not checked instances ({exc})") from exc
+
+
 def forge_environment(instance: dict[str, Any], gpu_reservation: bool = True) -> dict[str, str]:
     try:
         return forge.environment(instance, bool(gpu_reservation))
@@ -72,6 +79,7 @@ class FilterModule:
             "forge_instances": forge_instances,
             "forge_args": forge_args,
             "forge_env": forge_env,
+            "forge_secret_files": forge_secret_files,
             "forge_environment": forge_environment,
             "forge_credential_problems": forge_credential_problems,
             "forge_endpoints": forge_endpoints,

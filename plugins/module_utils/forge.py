@@ -44,6 +44,8 @@ def _words(text: str) -> list[str]:
 
 #: where the ai-dock image expects its workspace volume
 CONTAINER_WORKSPACE = "/workspace"
+#: where the web UI's credential file (``--gradio-auth-path``, ``user:password``) is mounted
+GRADIO_AUTH_PATH = "/run/secrets/gradio-auth"
 #: the checkpoint folder of the workspace, linked into Forge's models/Stable-diffusion
 CHECKPOINT_SUBDIR = "storage/stable_diffusion/models/ckpt"
 
@@ -401,9 +403,22 @@ def forge_args(instance: dict[str, Any], user: str, password: str) -> str:
         "--api-auth", f"{user}:{password}",
     ]  # fmt: skip
     if instance.get("gradio_auth"):
-        args += ["--gradio-auth", f"{user}:{password}"]
+        # from a file (gradio_auth_file), so the UI credential is not in the process list;
+        # --api-auth has no such option upstream
+        args += ["--gradio-auth-path", GRADIO_AUTH_PATH]
     args += [str(a) for a in instance.get("args_extra") or []]
     return " ".join(args)
+
+
+def secret_files(instances: list[dict[str, Any]], user: str, password: str) -> dict[str, str]:
+    """The credential files the instances read (file name in the project directory to content):
+    ``<name>.gradio-auth`` for ``--gradio-auth-path``, whose lines Forge reads as
+    ``user:password`` entries (modules/initialize_util.py get_gradio_auth_creds)."""
+    return {
+        f"{i['name']}.gradio-auth": f"{user}:{password}\n"
+        for i in instances
+        if i.get("gradio_auth")
+    }
 
 
 def env_file(instance: dict[str, Any], user: str, password: str, token: str) -> dict[str, str]:

@@ -64,6 +64,17 @@ options:
         whole content. The contents are never logged; their diff shows variable names only.
     type: dict
     default: {}
+  secret_files:
+    description:
+      - Files read by the containers themselves (a credential a service reads from a file rather
+        than from its command line), written into O(project_dir) with O(state=present), mode
+        C(0600), owned by O(secret_files_owner), as file name to whole content. Never logged nor
+        shown in a diff.
+    type: dict
+    default: {}
+  secret_files_owner:
+    description: Owner and group (a uid, the user the containers run as) of the O(secret_files).
+    type: str
   compose:
     description:
       - Content of C(compose.yaml), with O(state=present). Unset leaves the compose file alone.
@@ -264,12 +275,19 @@ class Project:
         self.attrs(file_args(path, mode, owner, group))
         return created
 
-    def write(self, name: str, content: str, mode: str, secret: bool) -> bool:
+    def write(
+        self, name: str, content: str, mode: str, secret: bool, owner: str | None = None
+    ) -> bool:
         path = os.path.join(self.dir, name)
         before = read(path)
         if before != content:
             self.changed = True
-            if secret:
+            if secret and "=" not in content:
+                self.diff.append({
+                    "before_header": path, "before": "(secret)\n" if before is not None else "",
+                    "after_header": path, "after": "(secret, changed)\n",
+                })  # fmt: skip
+            elif secret:
                 self.diff.append({
                     "before_header": path, "before": masked(before, None),
                     "after_header": path, "after": masked(content, before),
@@ -285,7 +303,7 @@ class Project:
                 )
             if not self.module.check_mode:
                 self.replace(path, content, mode, validate=not secret and self.params["validate"])
-        self.attrs(file_args(path, mode))
+        self.attrs(file_args(path, mode, owner, owner))
         return before != content
 
     def replace(self, path: str, content: str, mode: str, validate: bool) -> None:
@@ -316,6 +334,11 @@ class Project:
             name
             for name, content in self.params["env_files"].items()
             if self.write(name, content, "0600", True)
+        ]
+        written += [
+            name
+            for name, content in self.params["secret_files"].items()
+            if self.write(name, content, "0600", True, self.params["secret_files_owner"])
         ]
         if self.params["compose"] is not None and self.write(
             COMPOSE, self.params["compose"], "0644", False
@@ -375,7 +398,8 @@ class Project:
         removed = [name for name in project_files(target_dir, patterns) if name not in kept]
         for name in kept:
             src, dest = os.path.join(source_dir, name), os.path.join(target_dir, name)
-            mode = oct(os.stat(src).st_mode & 0o7777)
+            stat = os.stat(src)
+            mode = oct(stat.st_mode & 0o7777)
             same = os.path.isfile(dest) and read(dest) == read(src)
             if not same:
                 self.changed = True
@@ -385,7 +409,8 @@ class Project:
                     shutil.copyfile(src, tmp)
                     os.chmod(tmp, int(mode, 8))
                     self.module.atomic_move(tmp, dest)
-            self.attrs(file_args(dest, mode))
+            # a secret file keeps its owner (the user the container reads it as)
+            self.attrs(file_args(dest, mode, str(stat.st_uid), str(stat.st_gid)))
         for name in removed:
             self.changed = True
             if not self.module.check_mode:
@@ -424,6 +449,8 @@ def main() -> None:
             "owner": {"type": "str"},
             "group": {"type": "str"},
             "env_files": {"type": "dict", "default": {}, "no_log": True},
+            "secret_files": {"type": "dict", "default": {}, "no_log": True},
+            "secret_files_owner": {"type": "str"},
             "compose": {"type": "str"},
             "validate": {"type": "bool", "default": True},
             "snapshot_dir": {"type": "path"},
@@ -436,11 +463,12 @@ def main() -> None:
         ],
         supports_check_mode=True,
     )
-    for name, content in module.params["env_files"].items():
-        if "/" in name or name in ("", ".", "..") or not isinstance(content, str):
-            module.fail_json(
-                msg=f"env_files: {name!r} must be a plain file name inside project_dir, with text"
-            )
+    for option in ("env_files", "secret_files"):
+        for name, content in module.params[option].items():
+            if "/" in name or name in ("", ".", "..") or not isinstance(content, str):
+                module.fail_json(
+                    msg=f"{option}: {name!r} must be a plain file name inside project_dir, with text"
+                )
     project = Project(module)
     result = getattr(project, module.params["state"])()
     if module._diff:

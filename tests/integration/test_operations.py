@@ -101,6 +101,35 @@ def test_check_diff_on_the_deployed_stack_changes_nothing(stack: None) -> None:
     assert {p: container_ids(p) for p in ids} == ids
 
 
+def test_check_diff_that_adds_removes_and_changes_services_shows_it_and_fails_nothing(
+    stack: None, tmp_path: Path
+) -> None:
+    """One --check --diff run that adds a Forge instance (with its start-time UI files, which
+    a real run restarts), removes a vLLM model and moves ComfyUI's port: each change is in the
+    diff, nothing fails, no file and no container changes."""
+    stack_vars = yaml.safe_load(VARS.read_text())
+    models = [m for m in stack_vars["vllm_qwen3_models"] if m["name"] != "qwen3-mini"]
+    instances = [*stack_vars["forge_turbo_instances"],
+                 {"name": "second", "port": 27871, "gpus": [2], "memory_share": 0.05,
+                  "checkpoint": "{{ forge_turbo_checkpoint }}"}]  # fmt: skip
+    change = tmp_path / "change.yml"
+    change.write_text(yaml.safe_dump({
+        "vllm_qwen3_models": models, "forge_turbo_instances": instances,
+        "comfyui_qwen_auth_port": 28198,
+    }))  # fmt: skip
+    before = tree_digest(PROJECT.parent)
+    ids = {p: container_ids(p) for p in ("itest-vllm", "itest-comfyui", "itest-forge")}
+    done = playbook("site.yml", "--check", "--diff", "-e", f"@{change}")
+    assert done.returncode == 0, done.stdout[-5000:]
+    assert recap(done.stdout)["failed"] == 0 and recap(done.stdout)["rescued"] == 0
+    lines = done.stdout.splitlines()
+    assert '+  "second":' in lines, "the new Forge instance is not in the compose diff"
+    assert '-  "qwen3-mini":' in lines, "the removed vLLM model is not in the compose diff"
+    assert any(x.startswith("+") and "28198" in x for x in lines), "ComfyUI's new port"
+    assert tree_digest(PROJECT.parent) == before
+    assert {p: container_ids(p) for p in ids} == ids
+
+
 def test_check_diff_on_a_fresh_host_shows_every_file_and_writes_none(
     stack: None, tmp_path: Path
 ) -> None:

@@ -221,6 +221,21 @@ def test_api_auth_that_does_not_split_in_two_crashes(workspace: Path, auth: str)
     assert "ValueError" in done.stderr and "values to unpack" in done.stderr
 
 
+def test_gradio_auth_path_is_read_at_start_and_a_missing_file_stops_forge(
+    start: Any, workspace: Path, tmp_path: Path
+) -> None:
+    """--gradio-auth-path: each line's comma-separated user:password entries, as
+    modules/initialize_util.py reads them; no file, no start (the UI is never served open)."""
+    path = tmp_path / "gradio-auth"
+    path.write_text(f"{USER}:{PASSWORD}\n\nother:pa:ss, third:x\n")
+    args = turbo_args(auth="") + f" --api-auth {USER}:{PASSWORD} --gradio-auth-path {path}"
+    server = start(environment(workspace, FORGE_ARGS=args))
+    assert sorted(server.report()["gradio_auth_users"]) == sorted([USER, "other", "third"])
+    path.unlink()
+    done = run_once(environment(workspace, FORGE_ARGS=args))
+    assert done.returncode == 1 and "FileNotFoundError" in done.stderr
+
+
 def test_triple_underscore_becomes_a_space_like_ai_dock(workspace: Path) -> None:
     done = run_once(environment(workspace, FORGE_ARGS=turbo_args(auth="forge:pass___word")))
     assert done.returncode == 2 and "unrecognized arguments: word" in done.stderr

@@ -9,7 +9,9 @@ API, so that a wrongly rendered environment, command line or GPU assignment make
   ``XPU_TARGET=CPU`` it prepends ``--always-cpu --skip-torch-cuda-test --no-half``.
 * Forge's argument parser (modules/cmd_args.py + backend/args.py): an unknown flag or a bad
   value exits 2 with argparse's message; ``--api-auth``/``--gradio-auth`` that do not split into
-  ``user:password`` pairs crash at start (exit 1), as Forge's ``auth.split(":")`` does.
+  ``user:password`` pairs crash at start (exit 1), as Forge's ``auth.split(":")`` does;
+  ``--gradio-auth-path`` is read at start (each line's comma-separated ``user:password``
+  entries), and a missing or unreadable file stops the start (exit 1).
 * the GPU: the container's GPUs are NVIDIA_VISIBLE_DEVICES (then CUDA_VISIBLE_DEVICES); Forge
   sets CUDA_VISIBLE_DEVICES to ``--gpu-device-id``, an index into the visible GPUs. An index the
   container does not have fails like Forge's CUDA test (exit 1).
@@ -492,6 +494,13 @@ class Forge:
         self.env = env
         self.api_credentials = parse_auth(args.api_auth, "--api-auth")
         self.gradio_credentials = parse_auth(args.gradio_auth, "--gradio-auth", maxsplit=1)
+        if args.gradio_auth_path:
+            # open() of an unreadable or missing file raises: Forge does not start (fails closed)
+            with open(args.gradio_auth_path, encoding="utf8") as handle:
+                for line in handle.readlines():
+                    self.gradio_credentials.update(
+                        parse_auth(line.strip(), "--gradio-auth-path", maxsplit=1)
+                    )
         workspace = env.get("WORKSPACE", "/workspace").rstrip("/") or "/workspace"
         folders = [f"{workspace}/{CHECKPOINT_SUBDIR}"]
         if args.ckpt_dir:

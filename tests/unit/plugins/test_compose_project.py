@@ -464,6 +464,33 @@ def test_restored_puts_the_snapshot_back_and_removes_what_it_did_not_hold(bed: B
     assert [mode(bed.proj / f) for f in FILES] == [0o600, 0o600, 0o644]
 
 
+def test_secret_files_belong_to_the_container_user_in_the_project_and_its_snapshot(
+    bed: Bed,
+) -> None:
+    """A credential the container reads from a file: 0600, owned by the container's uid, never
+    in the diff; the snapshot and a restore keep that owner (else the service cannot read it)."""
+    secret = {"turbo.gradio-auth": "forge:s3cret-value\n"}
+    patterns = ["compose.yaml", "*.env", "*.gradio-auth"]
+    results, _ = bed.play(
+        bed.present("v1", diff=True, secret_files=secret, secret_files_owner="1000",
+                    patterns=patterns),
+        bed.project("snapshot", project_dir=str(bed.proj), state="snapshot",
+                    snapshot_dir=str(bed.snap), patterns=patterns),
+        bed.present("v2", secret_files={"turbo.gradio-auth": "forge:other\n"},
+                    secret_files_owner="1000", patterns=patterns),
+        bed.project("restore", project_dir=str(bed.proj), state="restored",
+                    snapshot_dir=str(bed.snap), patterns=patterns),
+    )  # fmt: skip
+    v1 = ok(results["v1"])
+    assert "turbo.gradio-auth" in v1["written"]
+    assert "s3cret" not in json.dumps(v1["diff"])
+    assert ok(results["snapshot"])["kept"] == [*FILES[:2], "compose.yaml", "turbo.gradio-auth"]
+    assert ok(results["restore"])["changed"] is True
+    for path in (bed.proj / "turbo.gradio-auth", bed.snap / "turbo.gradio-auth"):
+        assert (mode(path), path.stat().st_uid, path.stat().st_gid) == (0o600, 1000, 1000), path
+        assert path.read_text() == "forge:s3cret-value\n"
+
+
 def test_restored_without_a_snapshot_changes_nothing(bed: Bed) -> None:
     empty = bed.tmp / "empty"
     results, _ = bed.play(

@@ -284,15 +284,26 @@ def test_forge_args_of_the_turbo_instance() -> None:
         "--ui-config-file /workspace/ui-config-turbo.json "
         "--ckpt-dir /workspace/storage/stable_diffusion/models/ckpt "
         "--api --api-log --listen --server-name 127.0.0.1 --gpu-device-id 0 --cuda-malloc "
-        f"--xformers --api-auth {USER}:{PASSWORD} --gradio-auth {USER}:{PASSWORD}"
+        f"--xformers --api-auth {USER}:{PASSWORD} --gradio-auth-path /run/secrets/gradio-auth"
     )
+
+
+def test_the_web_ui_credential_is_a_file_not_an_argument() -> None:
+    """--gradio-auth-path, so `ps` does not show the UI credential (--api-auth has no file)."""
+    stack = user_stack()
+    stack[1].update(gradio_auth=False)
+    instances = checked(stack)
+    assert forge.secret_files(instances, USER, PASSWORD) == {
+        f"{instances[0]['name']}.gradio-auth": f"{USER}:{PASSWORD}\n"
+    }
+    assert "--gradio-auth " not in filters.forge_args(instances[0], USER, PASSWORD) + " "
 
 
 def test_forge_args_without_gradio_auth_and_with_extras() -> None:
     stack = user_stack()
     stack[1].update(gradio_auth=False, args_extra=["--no-half-vae", "--theme", "dark"])
     args = filters.forge_args(checked(stack)[1], USER, PASSWORD).split()
-    assert "--gradio-auth" not in args and args[-3:] == ["--no-half-vae", "--theme", "dark"]
+    assert "--gradio-auth-path" not in args and args[-3:] == ["--no-half-vae", "--theme", "dark"]
     assert args[args.index("--api-auth") + 1] == f"{USER}:{PASSWORD}"
 
 
