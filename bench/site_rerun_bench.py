@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_ROOT = Path("/opt/genai-demo")
 PROJECTS = ["vllm", "comfyui", "forge"]
 BIN = Path(sys.executable).parent
-REPORT = ROOT / "reports" / "validate-gpu-host.json"
+REPORT = ROOT / "reports" / "demo" / "validate-gpu-host.json"
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
