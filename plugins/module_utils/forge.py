@@ -351,6 +351,8 @@ def normalize(
             "port": inst["port"],
             "bind_address": inst["bind_address"],
         }
+        # where the instance is reached from its host (the compose healthcheck reads it)
+        inst["reach_url"] = specs.reach_url(inst["bind_address"], inst["port"])
         result.append(inst)
     if problems:
         raise ForgeSpecError("invalid Forge instances", problems)
@@ -510,9 +512,7 @@ def endpoints(
     checks: list[dict[str, Any]] = []
     basic = {"type": "basic", "username": user, "password": password}
     for inst in instances:
-        address = host or inst["bind_address"]
-        address = specs.reach_address(address)
-        base = f"http://{address}:{inst['port']}"
+        base = specs.reach_url(host or inst["bind_address"], inst["port"])
         name = inst["name"]
         # txt2img needs a checkpoint: an instance the role placed none for (its models are the
         # admin's, e.g. a migrated one) is proven to serve the API with its credentials instead

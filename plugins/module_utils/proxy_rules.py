@@ -107,9 +107,7 @@ def _normalise(raw: Any, where: str, problems: list[str]) -> dict[str, Any] | No
         if port is None:
             problems.append(f"{where}: needs backend_url or port")
             return None
-        bind = rec.get("bind_address") or "127.0.0.1"
-        reach = specs.reach_address(bind)
-        rec["backend_url"] = f"http://{reach}:{port}"
+        rec["backend_url"] = specs.reach_url(rec.get("bind_address"), port)
     rec["hostname"] = raw.get("hostname") or None
     return rec
 
@@ -147,9 +145,7 @@ def _rule(
         paths = []
     if len(problems) > before:
         return None
-    host = backend_host or url.hostname
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
+    host = specs.url_host(backend_host or url.hostname)
     backend = f"{url.scheme}://{host}:{backend_port}"
     public = hostname if https_port == 443 else f"{hostname}:{https_port}"
     websockets = []

@@ -28,7 +28,6 @@ def record(kind: str, spec: dict[str, Any], source: str) -> dict[str, Any]:
         if spec.get(key) in (None, ""):
             raise ServiceModelError(f"{source}: missing {source}.{key}")
     bind = spec.get("bind_address") or "127.0.0.1"
-    reach = specs.reach_address(bind)
     result = {
         "name": str(spec["name"]),
         "kind": kind,
@@ -36,7 +35,7 @@ def record(kind: str, spec: dict[str, Any], source: str) -> dict[str, Any]:
         "hostname": spec.get("hostname") or None,
         "bind_address": bind,
         "port": int(spec["port"]),
-        "backend_url": f"http://{reach}:{int(spec['port'])}",
+        "backend_url": specs.reach_url(bind, int(spec["port"])),
         "gpus": [int(g) for g in spec.get("gpus") or []],
         "served_model_names": list(spec.get("served_model_names") or [])
         or (

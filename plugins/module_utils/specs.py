@@ -192,11 +192,27 @@ def directory_problem(value: Any, where: str) -> str | None:
 
 
 #: bind addresses that mean "every interface": the service is reached through the loopback
+#: (ComfyUI's bare ``--listen`` binds "0.0.0.0,::"; an unset address is a wildcard too)
 WILDCARD_ADDRESSES = ("", "0.0.0.0", "::", "0.0.0.0,::")
+#: where a service bound to a wildcard address is reached from its own host
+LOOPBACK = "127.0.0.1"
 
 
 def reach_address(bind: Any) -> str:
     """Where a service bound to ``bind`` is reached from its own host (the one place that says a
-    wildcard bind means 127.0.0.1)."""
+    wildcard bind means 127.0.0.1): the bare address, e.g. ``::1`` (see :func:`url_host`)."""
     text = str(bind or "")
-    return "127.0.0.1" if text in WILDCARD_ADDRESSES else text
+    return LOOPBACK if text in WILDCARD_ADDRESSES else text
+
+
+def url_host(address: Any) -> str:
+    """An address as the host part of a URL: an IPv6 literal in brackets (``[::1]``), anything
+    else (an IPv4 address, a DNS name, an already bracketed literal) as it is."""
+    text = str(address)
+    return f"[{text}]" if ":" in text and not text.startswith("[") else text
+
+
+def reach_url(bind: Any, port: Any, scheme: str = "http") -> str:
+    """The base URL (no path) of a service bound to ``bind`` on ``port``, from its own host:
+    ``http://127.0.0.1:8000`` for a wildcard bind, ``http://[::1]:8000`` for ``::1``."""
+    return f"{scheme}://{url_host(reach_address(bind))}:{port}"

@@ -199,6 +199,8 @@ def normalize(
             "port": int(model["port"]),
             "bind_address": model["bind_address"],
         }
+        # where the model is reached from its host (the compose healthcheck reads it)
+        model["reach_url"] = specs.reach_url(model["bind_address"], model["port"])
         result.append(model)
     if problems:
         raise VllmSpecError("invalid vLLM models", problems)
@@ -239,9 +241,7 @@ def endpoints(models: list[dict[str, Any]], api_key: str) -> list[dict[str, Any]
     """
     checks: list[dict[str, Any]] = []
     for model in models:
-        host = model["bind_address"]
-        host = specs.reach_address(host)
-        url = f"http://{host}:{model['port']}/v1/models"
+        url = specs.reach_url(model["bind_address"], model["port"]) + "/v1/models"
         for served in model["served_model_names"]:
             checks.append(
                 {

@@ -18,6 +18,7 @@ from ansible_collections.myia.genai_stack.plugins.filter import (
     genai_services,
     gpu_plan,
     proxy_rules,
+    reach_url,
     to_dotenv,
     vllm_args,
     vllm_endpoints,
@@ -36,12 +37,14 @@ FILTERS = {
     "forge_args": [
         "forge_instances", "forge_args", "forge_env", "forge_environment",
         "forge_credential_problems", "forge_endpoints", "forge_settings_merge",
+        "forge_secret_files",
     ],
     "genai_client_env": ["genai_client_env"],
     "genai_health_checks": ["genai_health_checks"],
     "genai_services": ["genai_services"],
     "gpu_plan": ["gpu_plan"],
     "proxy_rules": ["proxy_rules"],
+    "reach_url": ["reach_url"],
     "redact_credentials": ["redact_credentials"],
     "to_dotenv": ["to_dotenv"],
     "vllm_args": ["vllm_args"],
@@ -143,6 +146,25 @@ def test_vllm_args_and_endpoints_name_the_missing_key() -> None:
 def test_vllm_endpoints_take_any_sequence_and_a_key_as_text() -> None:
     models = vllm.normalize([MODEL])
     assert vllm_endpoints.vllm_endpoints(tuple(models), 1234) == vllm.endpoints(models, "1234")
+
+
+@pytest.mark.parametrize(
+    ("bind", "port", "url"),
+    [
+        ("0.0.0.0", 8188, "http://127.0.0.1:8188"),
+        ("::", "8188", "http://127.0.0.1:8188"),
+        ("0.0.0.0,::", 8188, "http://127.0.0.1:8188"),  # ComfyUI's bare --listen
+        ("", 8188, "http://127.0.0.1:8188"),
+        ("127.0.0.1", 18188, "http://127.0.0.1:18188"),
+        ("10.0.0.2", 8188, "http://10.0.0.2:8188"),
+        ("::1", 8188, "http://[::1]:8188"),
+    ],
+)
+def test_reach_url_is_the_one_rule(bind: str, port: Any, url: str) -> None:
+    """The ComfyUI tasks' URL: what the service records and the Forge and vLLM checks use."""
+    assert reach_url.reach_url(bind, port) == url
+    record = services.record("comfyui", {"name": "c", "port": port, "bind_address": bind}, "s")
+    assert record["backend_url"] == url
 
 
 # ---------------------------------------------------------------------------- genai_*

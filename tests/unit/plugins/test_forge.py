@@ -410,8 +410,10 @@ def test_filter_errors_are_ansible_errors() -> None:
 # ---------------------------------------------------------------------------- compose file
 
 
-def render(tmp_path: Path, reservation: bool) -> dict[str, Any]:
-    instances = user_stack()
+def render(
+    tmp_path: Path, reservation: bool, instances: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    instances = instances or user_stack()
     playbook = [
         {
             "name": "Render the forge_turbo compose file",
@@ -489,6 +491,18 @@ def test_compose_with_gpu_reservations(tmp_path: Path) -> None:
     assert "depends_on" not in turbo and "depends_on" not in main
     text = (tmp_path / "compose.yaml").read_text()
     assert "--api-auth" not in text and "FORGE_ARGS" not in text.split("environment:", 1)[1]
+
+
+@needs_compose
+def test_compose_healthcheck_reaches_the_instance_where_it_binds(tmp_path: Path) -> None:
+    turbo, main = user_stack()
+    config = render(
+        tmp_path, reservation=False,
+        instances=[{**turbo, "bind_address": "0.0.0.0"}, {**main, "bind_address": "::1"}],
+    )  # fmt: skip
+    tests = {name: s["healthcheck"]["test"][-1] for name, s in config["services"].items()}
+    assert "urlopen('http://127.0.0.1:17861/internal/ping'" in tests["turbo"]
+    assert "urlopen('http://[::1]:36525/internal/ping'" in tests["main"]
 
 
 @needs_compose
@@ -900,7 +914,9 @@ def test_endpoints_in_full() -> None:
         ("0.0.0.0", None, "127.0.0.1"),
         ("::", None, "127.0.0.1"),
         ("", None, "127.0.0.1"),
+        ("0.0.0.0,::", None, "127.0.0.1"),
         ("10.1.2.3", None, "10.1.2.3"),
+        ("::1", None, "[::1]"),
         ("127.0.0.1", "192.168.1.9", "192.168.1.9"),
     ],
 )
@@ -910,6 +926,17 @@ def test_endpoints_reach_a_wildcard_bind_through_loopback(
     instance = {"name": "x", "port": 7860, "bind_address": bind_address}
     checks = forge.endpoints([instance], USER, PASSWORD, TOKEN, host=host)
     assert {c["url"] for c in checks} == {f"http://{address}:7860/sdapi/v1/sd-models"}
+
+
+@pytest.mark.parametrize(
+    ("bind_address", "url"),
+    [("0.0.0.0", "http://127.0.0.1:17861"), ("::", "http://127.0.0.1:17861"),
+     ("10.1.2.3", "http://10.1.2.3:17861"), ("::1", "http://[::1]:17861")],
+)  # fmt: skip
+def test_a_checked_instance_carries_where_it_is_reached(bind_address: str, url: str) -> None:
+    """What the compose healthcheck reads (the template holds no wildcard rule of its own)."""
+    turbo, _ = checked([{**user_stack()[0], "bind_address": bind_address}, user_stack()[1]])
+    assert turbo["reach_url"] == url
 
 
 # ---------------------------------------------------------------------------- exact merge

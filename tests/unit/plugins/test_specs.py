@@ -190,3 +190,38 @@ def test_entries_name_every_missing_key() -> None:
     problems: list[str] = []
     found = list(specs.entries([{"a": []}], "v", "m", (), ("name", "a", "b"), {}, problems))
     assert found == [] and problems == ["m '?' (v[0]): missing v[0].name, v[0].a, v[0].b"]
+
+
+# ---------------------------------------------------------------------------- reaching a service
+
+
+@pytest.mark.parametrize("bind", specs.WILDCARD_ADDRESSES)
+def test_every_wildcard_bind_is_reached_through_the_loopback(bind: str) -> None:
+    assert specs.reach_address(bind) == "127.0.0.1"
+    assert specs.reach_url(bind, 8000) == "http://127.0.0.1:8000"
+
+
+@pytest.mark.parametrize(
+    ("bind", "address", "url"),
+    [
+        (None, "127.0.0.1", "http://127.0.0.1:8188"),
+        ("127.0.0.1", "127.0.0.1", "http://127.0.0.1:8188"),
+        ("10.1.2.3", "10.1.2.3", "http://10.1.2.3:8188"),
+        ("::1", "::1", "http://[::1]:8188"),
+        ("fd00::2", "fd00::2", "http://[fd00::2]:8188"),
+        # only the exact wildcards: an address of one interface is reached as it is
+        ("0.0.0.1", "0.0.0.1", "http://0.0.0.1:8188"),
+        ("::0", "::0", "http://[::0]:8188"),
+    ],
+)
+def test_any_other_bind_is_reached_as_it_is(bind: Any, address: str, url: str) -> None:
+    assert specs.reach_address(bind) == address
+    assert specs.reach_url(bind, 8188) == url
+
+
+def test_url_host_brackets_ipv6_literals_once() -> None:
+    assert specs.url_host("::1") == "[::1]"
+    assert specs.url_host("[::1]") == "[::1]"
+    assert specs.url_host("127.0.0.1") == "127.0.0.1"
+    assert specs.url_host("backend.example.org") == "backend.example.org"
+    assert specs.reach_url("::1", "443", scheme="https") == "https://[::1]:443"

@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.myia.genai_stack.plugins.filter.vllm_args import vllm_args
 from ansible_collections.myia.genai_stack.plugins.filter.vllm_models import vllm_models
-from ansible_collections.myia.genai_stack.plugins.module_utils import vllm
+from ansible_collections.myia.genai_stack.plugins.module_utils import specs, vllm
 
 
 def model(**extra: Any) -> dict[str, Any]:
@@ -201,13 +201,27 @@ def test_flag_lists_follow_the_image_tag() -> None:
 
 @pytest.mark.parametrize(
     ("bind_address", "host"),
-    [("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1"), ("", "127.0.0.1"), ("10.1.2.3", "10.1.2.3")],
-)
+    [("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1"), ("", "127.0.0.1"),
+     ("0.0.0.0,::", "127.0.0.1"), ("10.1.2.3", "10.1.2.3"), ("::1", "[::1]")],
+)  # fmt: skip
 def test_endpoints_reach_a_wildcard_bind_through_the_loopback(bind_address: str, host: str) -> None:
     served = {"name": "m", "port": 8000, "served_model_names": ["m"], "bind_address": bind_address}
     assert [c["url"] for c in vllm.endpoints([served], "k")] == [
         f"http://{host}:8000/v1/models"
     ] * 2
+
+
+@pytest.mark.parametrize(
+    ("bind_address", "url"),
+    [("0.0.0.0", "http://127.0.0.1:5001"), ("::", "http://127.0.0.1:5001"),
+     ("10.1.2.3", "http://10.1.2.3:5001"), ("::1", "http://[::1]:5001")],
+)  # fmt: skip
+def test_a_checked_model_carries_where_it_is_reached(bind_address: str, url: str) -> None:
+    """The compose healthcheck reads ``reach_url``: the template holds no wildcard rule of its own
+    (it once missed '' and '0.0.0.0,::', which the one rule, specs.reach_address, maps too)."""
+    (m,) = vllm.normalize([model(bind_address=bind_address)], {})
+    assert m["reach_url"] == url == specs.reach_url(bind_address, 5001)
+    assert [c["url"] for c in vllm.endpoints([m], "k")] == [f"{url}/v1/models"] * 2
 
 
 @pytest.mark.parametrize(
@@ -286,6 +300,7 @@ def test_numbers_given_as_text_become_integers() -> None:
         "gpu_wish": {"service": "qwen3-mini", "source": "vllm_qwen3_models[0]", "gpus": [0, 1],
                      "memory_share": 0.6, "tensor_parallel_size": 2, "port": 5003,
                      "bind_address": "127.0.0.1"},
+        "reach_url": "http://127.0.0.1:5003",
     }  # fmt: skip
     assert [type(m[k]) for k in ("port", "load_timeout", "tensor_parallel_size")] == [int] * 3
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.myia.genai_stack.plugins.module_utils import specs
+
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "vllm_qwen3"
 
@@ -109,6 +111,25 @@ def test_without_reservation_gpu_ids_become_visible_devices(tmp_path: Path) -> N
     assert "deploy" not in services["qwen3-medium"]
     assert services["qwen3-medium"]["environment"]["NVIDIA_VISIBLE_DEVICES"] == "0,1"
     assert services["qwen3-mini"]["environment"]["NVIDIA_VISIBLE_DEVICES"] == "2"
+
+
+def test_healthcheck_reaches_each_model_where_it_binds(tmp_path: Path) -> None:
+    """The URL is the checked model's reach_url (specs.reach_url, the one wildcard rule: it also
+    maps '' and '0.0.0.0,::', which the template's own copy of the rule once missed)."""
+    models = yaml.safe_load((ROOT / "group_vars" / "all" / "vllm_qwen3.yml").read_text())[
+        "vllm_qwen3_models"
+    ]
+    binds = {"qwen3-micro": "::", "qwen3-mini": "0.0.0.0", "qwen3-medium": "::1"}
+    for m in models:
+        m["bind_address"] = binds[m["name"]]
+    services = render(tmp_path, reservation=False, models=models)["services"]
+    for name, bind in binds.items():
+        port = next(m["port"] for m in models if m["name"] == name)
+        url = "http://[::1]" if bind == "::1" else "http://127.0.0.1"
+        assert f"urlopen('{url}:{port}/health'" in services[name]["healthcheck"]["test"][-1]
+        assert specs.reach_url(bind, port) == f"{url}:{port}"
+    template = (ROLE / "templates" / "compose.yaml.j2").read_text()
+    assert "0.0.0.0" not in template and "'::'" not in template
 
 
 def test_values_cannot_add_keys_or_directives(tmp_path: Path) -> None:
