@@ -231,12 +231,7 @@ def write_atomic(module: AnsibleModule, path: str, data: bytes) -> None:
             keep_mode=module.params["mode"] is None,
             unsafe_writes=module.params["unsafe_writes"],
         )
-    except files.TempFileError as exc:
-        module.fail_json(
-            msg=f"cannot write {path}: cannot create a file in {exc.directory} ({exc.strerror})",
-            path=path,
-        )
-    except Exception as exc:  # atomic_move raises plain Exception
+    except Exception as exc:  # TempFileError, or the plain Exception of atomic_move
         module.fail_json(msg=f"cannot write {path}: {exc}", path=path)
 
 

@@ -12,15 +12,17 @@ version_added: "0.2.0"
 description:
   - The file side of the role C(myia.genai_stack.compose_rollout), the compose engine of the
     service roles. One call replaces a task per directory and per file.
-  - V(present) creates the O(directories), then writes the O(env_files) and the O(compose) file, each only when its content, mode or owner differs, and
-    atomically (a temporary file in the same directory, renamed). The compose file is checked
-    with C(docker compose config --quiet) before it replaces the old one; a file docker refuses
-    is never written.
-  - V(snapshot) copies the project's files (those matching O(patterns)) into O(snapshot_dir)
-    (mode C(0700)) and removes the snapshot files no longer deployed, so that the snapshot is
-    exactly the deployed version.
-  - V(restored) puts the snapshot's files back and removes the project files the snapshot did
-    not hold. Without a snapshot it changes nothing and returns RV(restored=false).
+  - V(present) creates the O(directories), then writes the O(env_files) and the O(compose) file,
+    each only when its content, mode or owner differs, and atomically (a temporary file in the
+    same directory, synced to disk, renamed). The compose file is checked with
+    C(docker compose config --quiet) before it replaces the old one; a file docker refuses is
+    never written.
+  - V(snapshot) copies the project's files (those matching O(patterns)), with their mode and
+    owner, into O(snapshot_dir) (mode C(0700)) and removes the snapshot files no longer deployed,
+    so that the snapshot is exactly the deployed version.
+  - V(restored) puts the snapshot's files back, atomically and with their mode and owner, and
+    removes the project files the snapshot did not hold. Without a snapshot it changes nothing
+    and returns RV(restored=false).
   - The content of O(env_files) is never logged nor shown; their diff lists the variable names of
     each C(KEY=value) line, a changed value marked, never a value.
 author:
@@ -165,11 +167,11 @@ restored:
 import fnmatch
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.myia.genai_stack.plugins.module_utils import files
 
 COMPOSE = "compose.yaml"
 
@@ -302,28 +304,44 @@ class Project:
                     }
                 )
             if not self.module.check_mode:
-                self.replace(path, content, mode, validate=not secret and self.params["validate"])
+                self.replace(
+                    path, content, int(mode, 8), validate=not secret and self.params["validate"]
+                )
         self.attrs(file_args(path, mode, owner, owner))
         return before != content
 
-    def replace(self, path: str, content: str, mode: str, validate: bool) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
-        try:
-            os.fchmod(fd, int(mode, 8))
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(content)
-            if validate:
-                rc, out, err = self.module.run_command(
-                    ["docker", "compose", "-f", tmp, "config", "--quiet"]
+    def replace(
+        self,
+        path: str,
+        data: str | bytes,
+        mode: int,
+        validate: bool = False,
+        owner: int | None = None,
+        group: int | None = None,
+    ) -> None:
+        """Write ``path`` in one rename; with ``validate``, a compose file docker refuses is not."""
+
+        def check(tmp: str) -> None:
+            rc, out, err = self.module.run_command(
+                ["docker", "compose", "-f", tmp, "config", "--quiet"]
+            )
+            if rc != 0:
+                self.module.fail_json(
+                    msg=f"docker compose refuses the new {path}, kept the old one: {err.strip() or out.strip()}"
                 )
-                if rc != 0:
-                    self.module.fail_json(
-                        msg=f"docker compose refuses the new {path}, kept the old one: {err.strip() or out.strip()}"
-                    )
-            self.module.atomic_move(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        try:
+            files.write_atomic(
+                self.module,
+                path,
+                data,
+                mode=mode,
+                owner=owner,
+                group=group,
+                validate=check if validate else None,
+            )
+        except Exception as exc:  # TempFileError, OSError, atomic_move's plain Exception
+            self.module.fail_json(msg=f"cannot write {path}: {exc}")
 
     def present(self) -> dict[str, Any]:
         created = [self.dir] if self.directory(self.dir, octal(self.params["mode"])) else []
@@ -399,18 +417,16 @@ class Project:
         for name in kept:
             src, dest = os.path.join(source_dir, name), os.path.join(target_dir, name)
             stat = os.stat(src)
-            mode = oct(stat.st_mode & 0o7777)
+            bits = stat.st_mode & 0o7777
             same = os.path.isfile(dest) and read(dest) == read(src)
             if not same:
                 self.changed = True
                 if not self.module.check_mode:
-                    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target_dir)
-                    os.close(fd)
-                    shutil.copyfile(src, tmp)
-                    os.chmod(tmp, int(mode, 8))
-                    self.module.atomic_move(tmp, dest)
+                    with open(src, "rb") as handle:
+                        data = handle.read()
+                    self.replace(dest, data, bits, owner=stat.st_uid, group=stat.st_gid)
             # a secret file keeps its owner (the user the container reads it as)
-            self.attrs(file_args(dest, mode, str(stat.st_uid), str(stat.st_gid)))
+            self.attrs(file_args(dest, oct(bits), str(stat.st_uid), str(stat.st_gid)))
         for name in removed:
             self.changed = True
             if not self.module.check_mode:

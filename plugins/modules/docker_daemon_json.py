@@ -22,7 +22,8 @@ description:
     is never touched; the module fails and says where the file is wrong. An empty file counts
     as C({}).
   - The file keeps its indentation (two spaces when new) and its key order; new keys come
-    last. A new file is created with mode C(0644).
+    last. It is replaced in one rename (a temporary file beside it, synced to disk first),
+    keeping its mode and owner. A new file is created with mode C(0644).
   - The module does not restart dockerd; notify a handler when RV(ignore:changed) is true.
 author:
   - genai_stack team (@myia)
@@ -164,10 +165,11 @@ created:
 import copy
 import json
 import os
-import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.myia.genai_stack.plugins.module_utils import files
 
 RUNTIME_SPEC = {
     "name": {"type": "str", "required": True},
@@ -279,22 +281,6 @@ def merge(
     return config
 
 
-def write_atomically(module: AnsibleModule, path: str, text: str) -> None:
-    """Replace ``path`` in one rename (keeping its mode and owner); a new file gets 0644."""
-    directory = os.path.dirname(path) or "."
-    creating = not os.path.exists(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".daemon.json.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        module.atomic_move(tmp, path)
-        if creating:
-            os.chmod(path, 0o644)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
@@ -346,8 +332,9 @@ def main() -> None:
         if exists and params["backup"]:
             result["backup_file"] = module.backup_local(path)
         try:
-            write_atomically(module, path, after_text)
-        except OSError as exc:
+            # one rename; the file keeps its mode and owner, a new one is 0644
+            files.write_atomic(module, path, after_text, mode=0o644, keep_mode=True)
+        except Exception as exc:  # TempFileError, OSError, atomic_move's plain Exception
             module.fail_json(msg=f"cannot write {path}: {exc}", **result)
     module.exit_json(**result)
 

@@ -356,7 +356,7 @@ def test_a_compose_file_docker_refuses_is_never_written(bed: Bed, kind: str) -> 
     assert refused["msg"].startswith(prefix), refused["msg"]
     if kind == "schema":
         assert re.fullmatch(
-            rf"validating {re.escape(str(bed.proj))}/\.compose\.yaml\.\w+: "
+            rf"validating {re.escape(str(bed.proj))}/\.compose\.yaml\.\w+\.tmp: "
             r"services\.a\.ports must be a list",
             refused["msg"][len(prefix) :],
         ), refused["msg"]

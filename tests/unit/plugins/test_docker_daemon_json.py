@@ -312,3 +312,28 @@ def test_module_refuses_a_directory(
     code, result = run_module(monkeypatch, capsys, {"path": str(tmp_path), "runtimes": [NVIDIA]})
     assert code == 1 and "not a regular file" in result["msg"]
     assert os.listdir(tmp_path) == []
+
+
+def test_module_names_a_failed_write_and_keeps_the_old_file_whole(
+    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(self: basic.AnsibleModule, src: str, dest: str, **kwargs: Any) -> None:
+        raise Exception("disk full")  # what atomic_move raises
+
+    monkeypatch.setattr(basic.AnsibleModule, "atomic_move", broken)
+    before = daemon_json.read_text()
+    code, result = run_module(monkeypatch, capsys, {"path": str(daemon_json), "runtimes": [NVIDIA]})
+    assert code == 1 and result["msg"] == f"cannot write {daemon_json}: disk full"
+    assert daemon_json.read_text() == before
+    assert [p.name for p in daemon_json.parent.iterdir()] == ["daemon.json"]  # no temp file left
+
+
+def test_module_keeps_the_owner_of_the_file(
+    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a file away needs root")
+    os.chown(daemon_json, 1234, 5678)
+    code, result = run_module(monkeypatch, capsys, {"path": str(daemon_json), "runtimes": [NVIDIA]})
+    assert code == 0 and result["changed"] is True
+    assert (daemon_json.stat().st_uid, daemon_json.stat().st_gid) == (1234, 5678)

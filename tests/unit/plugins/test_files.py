@@ -72,34 +72,55 @@ def test_prefix_names_the_temporary_file_and_unsafe_writes_reaches_atomic_move(
 
 
 @pytest.mark.parametrize(
-    ("keep_mode", "mode_at_move"), [(None, 0o600), (False, 0o600), (True, 0o640)]
+    ("kwargs", "mode_at_move"),
+    [
+        ({}, 0o600),
+        ({"keep_mode": False}, 0o600),
+        ({"keep_mode": True}, 0o640),
+        ({"mode": 0o644}, 0o644),
+        ({"mode": 0o644, "keep_mode": True}, 0o640),
+    ],
 )
-def test_mode_of_the_replaced_file_is_kept_only_with_keep_mode(
+def test_a_replaced_file_gets_the_mode_before_the_rename_or_keeps_its_own_with_keep_mode(
     module: basic.AnsibleModule,
     move: Move,
     tmp_path: Path,
-    keep_mode: bool | None,
+    kwargs: dict[str, Any],
     mode_at_move: int,
 ) -> None:
     target = tmp_path / "svc.env"
     target.write_text("old\n")
     target.chmod(0o640)
-    kwargs = {} if keep_mode is None else {"keep_mode": keep_mode}
     files.write_atomic(module, str(target), b"new\n", **kwargs)
     assert move.stat is not None and stat.S_IMODE(move.stat.st_mode) == mode_at_move
+    assert stat.S_IMODE(target.stat().st_mode) == mode_at_move
     assert target.read_text() == "new\n"
 
 
-def test_owner_and_group_of_the_replaced_file_are_kept(
-    module: basic.AnsibleModule, move: Move, tmp_path: Path
+@pytest.mark.parametrize(
+    ("kwargs", "ids"),
+    [
+        ({}, (1234, 5678)),
+        ({"owner": 1000, "group": 1001}, (1000, 1001)),
+        ({"group": 1002}, (1234, 1002)),
+        ({"owner": 1003}, (1003, 5678)),
+    ],
+)
+def test_a_replaced_file_gets_the_owner_asked_for_before_the_rename_else_keeps_its_own(
+    module: basic.AnsibleModule,
+    move: Move,
+    tmp_path: Path,
+    kwargs: dict[str, Any],
+    ids: tuple[int, int],
 ) -> None:
     if os.geteuid() != 0:
         pytest.skip("giving a file away needs root")
     target = tmp_path / "svc.env"
     target.write_text("old\n")
     os.chown(target, 1234, 5678)
-    files.write_atomic(module, str(target), b"new\n")
-    assert move.stat is not None and (move.stat.st_uid, move.stat.st_gid) == (1234, 5678)
+    files.write_atomic(module, str(target), b"new\n", **kwargs)
+    assert move.stat is not None and (move.stat.st_uid, move.stat.st_gid) == ids
+    assert (target.stat().st_uid, target.stat().st_gid) == ids
 
 
 def test_owner_that_cannot_be_kept_does_not_stop_the_write(
@@ -115,14 +136,20 @@ def test_owner_that_cannot_be_kept_does_not_stop_the_write(
     assert target.read_text() == "new\n" and len(move.calls) == 1
 
 
-def test_a_new_file_is_0600_whatever_the_umask(module: basic.AnsibleModule, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "mode"),
+    [({}, 0o600), ({"mode": 0o644}, 0o644), ({"mode": 0o644, "keep_mode": True}, 0o644)],
+)
+def test_a_new_file_gets_the_mode_0600_by_default_whatever_the_umask(
+    module: basic.AnsibleModule, tmp_path: Path, kwargs: dict[str, Any], mode: int
+) -> None:
     target = tmp_path / "new.env"
     old = os.umask(0)
     try:
-        files.write_atomic(module, str(target), b"x")
+        files.write_atomic(module, str(target), b"x", **kwargs)
     finally:
         os.umask(old)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.stat().st_mode) == mode
 
 
 def test_a_directory_that_cannot_hold_the_temporary_file_is_named(
@@ -149,6 +176,96 @@ def test_a_failed_rename_removes_the_temporary_file_and_propagates(
         files.write_atomic(module, str(target), b"new\n")
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["svc.env"]
+
+
+def test_text_is_written_as_utf8(module: basic.AnsibleModule, tmp_path: Path) -> None:
+    target = tmp_path / "daemon.json"
+    files.write_atomic(module, str(target), '{"name": "é"}\n')
+    assert target.read_bytes() == '{"name": "é"}\n'.encode()
+
+
+def test_a_new_file_gets_the_owner_asked_for_and_its_mode_after_it(
+    module: basic.AnsibleModule, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a file away needs root")
+    target = tmp_path / "secret"
+    files.write_atomic(module, str(target), b"s\n", mode=0o4750, owner=1000, group=1001)
+    found = target.stat()
+    assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (1000, 1001, 0o4750)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_owner_asked_for_that_cannot_be_given_fails_the_write(
+    module: basic.AnsibleModule, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
+) -> None:
+    def refuse(*args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chown", refuse)
+    target = tmp_path / "secret"
+    if existing:
+        target.write_text("old\n")
+    with pytest.raises(PermissionError):
+        files.write_atomic(module, str(target), b"new\n", owner=1000, group=1000)
+    # refused before the rename: the old file is whole, a new one is not made
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["secret"] if existing else [])
+    if existing:
+        assert target.read_text() == "old\n"
+
+
+def test_validate_sees_the_new_content_in_the_temporary_file_before_the_rename(
+    module: basic.AnsibleModule, move: Move, tmp_path: Path
+) -> None:
+    target = tmp_path / "compose.yaml"
+    target.write_text("old\n")
+    seen: list[tuple[str, bytes, str]] = []
+
+    def validate(tmp: str) -> None:
+        seen.append((tmp, Path(tmp).read_bytes(), target.read_text()))
+
+    files.write_atomic(module, str(target), b"new\n", mode=0o644, validate=validate)
+    [(tmp, content, then)] = seen
+    [(src, _, _)] = move.calls
+    assert (tmp, content, then) == (src, b"new\n", "old\n")
+    assert target.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compose.yaml"]
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.mark.parametrize("refusal", [Refused("ports must be a list"), SystemExit(1)])
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_refused_content_keeps_the_old_file_and_leaves_no_temporary_file(
+    module: basic.AnsibleModule,
+    move: Move,
+    tmp_path: Path,
+    refusal: BaseException,
+    existing: bool,
+) -> None:
+    """A ``validate`` that raises, or fails the module (``fail_json`` exits), stops the write."""
+    target = tmp_path / "compose.yaml"
+    if existing:
+        target.write_text("old\n")
+        target.chmod(0o640)
+        before = target.stat()
+
+    def validate(tmp: str) -> None:
+        raise refusal
+
+    with pytest.raises(type(refusal)) as raised:
+        files.write_atomic(module, str(target), b"new\n", mode=0o644, validate=validate)
+    assert raised.value is refusal
+    assert move.calls == []
+    if existing:
+        after = target.stat()
+        assert target.read_text() == "old\n"
+        assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["compose.yaml"]
+    else:
+        assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
