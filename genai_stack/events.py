@@ -1,15 +1,24 @@
 """Typed views of ansible-runner events and of a run's outcome.
 
 ansible-runner hands every event as a loose dict (``event``, ``counter``, ``event_data``…);
-:func:`event_from_runner` turns the ones a caller cares about into :class:`RunEvent` values, and
+:func:`event_from_runner` turns the ones a caller cares about into :class:`RunEvent` values,
+:class:`EventCollector` hands them on as a run goes and keeps what its result needs, and
 :class:`RunResult` is what a finished run returns. Both serialise to plain dicts (JSON, SQLite).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import logging
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from genai_stack.secrets import Masker
+
+log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 4000
 
@@ -296,3 +305,83 @@ def event_from_runner(run_id: str, data: dict[str, Any]) -> RunEvent | None:
 
 def _opt(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+EventHandler = Callable[[RunEvent], None]
+FinishHandler = Callable[[RunResult], None]
+
+
+class EventCollector:
+    """Turns ansible-runner events into RunEvents, hands them on, and keeps what the result
+    needs (stats, failed tasks, error lines)."""
+
+    def __init__(
+        self, run_id: str, playbook: str, masker: Masker, on_event: EventHandler | None
+    ) -> None:
+        self.run_id = run_id
+        self.playbook = playbook
+        self.masker = masker
+        self.on_event = on_event
+        self.events: list[RunEvent] = []
+        self.stats: dict[str, HostStats] | None = None
+        self.counts: dict[str, dict[str, int]] = {}
+        self.failed: list[FailedTask] = []
+        self.errors: list[str] = []
+        self.tail: deque[str] = deque(maxlen=30)
+
+    def __call__(self, data: dict[str, Any]) -> bool:
+        if self.masker:
+            masked = self.masker.data(data)
+            data.clear()
+            data.update(masked)
+        stdout = data.get("stdout")
+        if isinstance(stdout, str) and stdout.strip():
+            self.tail.extend(line for line in stdout.splitlines() if line.strip())
+        event = event_from_runner(self.run_id, data)
+        if event is None:
+            return True
+        if event.kind is EventKind.PLAYBOOK_START:
+            event = dataclasses.replace(event, playbook=self.playbook)
+        self._record(event)
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a caller's bug must not break the run
+                log.exception("event handler failed on %s", event.kind)
+        return True
+
+    def _record(self, event: RunEvent) -> None:
+        self.events.append(event)
+        kind = event.kind
+        if kind is EventKind.STATS:
+            self.stats = event.stats
+        elif kind is EventKind.ERROR and event.message:
+            self.errors.append(event.message)
+        elif event.host and kind in (
+            EventKind.OK,
+            EventKind.CHANGED,
+            EventKind.FAILED,
+            EventKind.UNREACHABLE,
+            EventKind.SKIPPED,
+        ):
+            counts = self.counts.setdefault(event.host, {})
+            key = "ignored" if kind is EventKind.FAILED and event.ignored else kind.value
+            if kind is EventKind.CHANGED:
+                counts["ok"] = counts.get("ok", 0) + 1
+            counts[key] = counts.get(key, 0) + 1
+            if kind in (EventKind.FAILED, EventKind.UNREACHABLE) and not event.ignored:
+                self.failed.append(
+                    FailedTask(
+                        host=event.host,
+                        task=event.task or "",
+                        message=event.message or "",
+                        play=event.play,
+                        action=event.action,
+                        unreachable=kind is EventKind.UNREACHABLE,
+                    )
+                )
+
+    def host_stats(self) -> dict[str, HostStats]:
+        if self.stats is not None:
+            return self.stats
+        return {h: HostStats.from_dict(c) for h, c in sorted(self.counts.items())}

@@ -8,11 +8,13 @@ A lock file records who holds it (run id, playbook, user, start time) for the re
 The kernel drops a lock when the last process holding it is gone. A run's lock is also held
 by a small keeper process (:meth:`HostLock.keep_for`) that lives until every process of the
 run has exited: a driver killed mid-run (kill -9) leaves the machine locked while its playbook
-still runs, and free once it ends.
+still runs, and free once it ends. Every process of a run carries :data:`RUN_MARKER`:
+:func:`run_processes` finds them, :func:`stop_run_processes` ends them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import json
@@ -33,6 +35,8 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 #: run by killing ansible-playbook's process group, but each worker runs in a session of its own
 #: (ansible's WorkerProcess calls setsid): the marker finds them, even once reparented to init
 RUN_MARKER = "GENAI_STACK_RUN"
+#: seconds the processes of an ended run get between SIGTERM and SIGKILL
+STOP_GRACE_S = 5.0
 
 
 def run_processes(run_id: str) -> list[int]:
@@ -51,6 +55,20 @@ def run_processes(run_id: str) -> list[int]:
             continue
         found.append(int(entry.name))
     return found
+
+
+def stop_run_processes(run_id: str, grace: float = STOP_GRACE_S) -> list[int]:
+    """SIGTERM every process left by ``run_id``, SIGKILL what is still there after ``grace``;
+    returns the pids that were left."""
+    left = run_processes(run_id)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in run_processes(run_id):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while run_processes(run_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return left
 
 
 def machine_key(name: str, hostvars: Mapping[str, Any]) -> str:

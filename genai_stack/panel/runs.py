@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import re
 import sqlite3
@@ -12,11 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from genai_stack.driver import Driver, DriverError, RunHandle, RunRequest, new_run_id
+from genai_stack.driver import Driver, DriverError
 from genai_stack.events import RunEvent, RunResult
 from genai_stack.panel import catalog
 from genai_stack.panel.progress import Progress, cancel_account
 from genai_stack.panel.store import History, RunRow
+from genai_stack.runs import RunHandle, RunRequest, new_run_id, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class RunManager:
                     id=run_id,
                     playbook=form.playbook,
                     status="running",
-                    started_at=_now(),
+                    started_at=now_iso(),
                     inventory=self.inventory,
                     limit=form.limit,
                     tags=",".join(form.tags) or None,
@@ -348,7 +348,3 @@ class RunManager:
             if self._pending or self._ended:
                 log.warning("history of run(s) %s not saved: the database stayed locked",
                             ", ".join(sorted({*self._pending, *self._ended})))  # fmt: skip
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
