@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.myia.genai_stack.plugins.module_utils import catalogue, forge, specs, vllm
+from ansible_collections.myia.genai_stack.plugins.module_utils import (
+    catalogue,
+    forge,
+    kinds,
+    specs,
+    vllm,
+)
+from ansible_collections.myia.genai_stack.plugins.module_utils.kinds import comfyui
 
 KINDS = catalogue.KINDS
 
@@ -28,7 +35,7 @@ def basic(text: str) -> str:
 
 
 def test_env_name_upper_cases_and_replaces_every_other_character() -> None:
-    assert catalogue.env_name("qwen3-micro.v2 é_x") == "QWEN3_MICRO_V2_É_X"
+    assert kinds.env_name("qwen3-micro.v2 é_x") == "QWEN3_MICRO_V2_É_X"
 
 
 def test_where_names_the_field_variable_or_the_source_path() -> None:
@@ -413,7 +420,7 @@ def test_every_comfyui_problem_is_reported_at_once() -> None:
 
 
 def test_a_bearer_refusal_presents_the_named_credential_on_the_path() -> None:
-    refusals = catalogue._refuses_bearer("my_token", "/p")
+    refusals = kinds.refuses_bearer("my_token", "/p")
     assert refusals(rec("r", 7), {"my_token": "old", "vllm_api_key": "k"}) == [
         {"name": "r: refuses the old credential", "url": "http://10.0.0.9:7/p",
          "auth": {"type": "bearer", "token": "old"}, "status": [401]},
@@ -555,7 +562,7 @@ def test_every_flag_a_role_manages_is_a_real_flag_of_its_upstream() -> None:
         grammar_forge,
     )
 
-    assert set(catalogue.COMFYUI_MANAGED_FLAGS) <= set(grammar_comfyui.FLAGS)
+    assert set(comfyui.MANAGED_FLAGS) <= set(grammar_comfyui.FLAGS)
     assert set(forge.MANAGED_FLAGS) <= set(grammar_forge.FLAGS)
     for release, grammar in vllm.RELEASES.items():
         missing = set(vllm.managed_flags("m")) - set(grammar["flags"])
@@ -564,7 +571,7 @@ def test_every_flag_a_role_manages_is_a_real_flag_of_its_upstream() -> None:
         assert missing <= newer, release
     spec = Path(__file__).resolve().parents[3] / "roles/comfyui_qwen_auth/meta/argument_specs.yml"
     options = yaml.safe_load(spec.read_text())["argument_specs"]["main"]["options"]
-    assert options[f"{C}_vram_mode"]["choices"] == ["", *catalogue.COMFYUI_VRAM_MODES]
+    assert options[f"{C}_vram_mode"]["choices"] == ["", *comfyui.VRAM_MODES]
     assert options[f"{C}_preview_method"]["choices"] == list(
         grammar_comfyui.CHOICES["--preview-method"]
     )

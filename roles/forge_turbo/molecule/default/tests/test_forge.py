@@ -207,12 +207,15 @@ def test_secrets_only_in_the_private_env_file(host: Any, compose: dict, instance
     content = env.content_string
     assert f"--api-auth {USER}:{PASSWORD}" in content
     # the web UI's credential is a file the container user reads, not an argument
-    assert "--gradio-auth-path /run/secrets/gradio-auth" in content and "--gradio-auth " not in content
+    assert (
+        "--gradio-auth-path /run/secrets/gradio-auth" in content and "--gradio-auth " not in content
+    )
     auth = host.file(f"{ROOT_DIR}/{instance['name']}.gradio-auth")
     assert auth.mode == 0o600 and auth.uid == 1000 and auth.content_string == f"{USER}:{PASSWORD}\n"
-    assert auth.content_string == host.file(
-        f"{ROOT_DIR}/.previous/{instance['name']}.gradio-auth"
-    ).content_string, "not kept with the version proven healthy"
+    assert (
+        auth.content_string
+        == host.file(f"{ROOT_DIR}/.previous/{instance['name']}.gradio-auth").content_string
+    ), "not kept with the version proven healthy"
     assert f"WEB_TOKEN={TOKEN}" in content and f"WEB_PASSWORD={PASSWORD}" in content
     text = host.file(f"{ROOT_DIR}/compose.yaml").content_string
     assert not any(secret in text for secret in SECRETS)
