@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from ansible_collections.myia.genai_stack.plugins.filter.genai_services import genai_services
+from ansible_collections.myia.genai_stack.plugins.module_utils import proxy_rules
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -111,6 +112,20 @@ def test_one_site_per_public_hostname(rendered: Path, records: list[dict[str, An
     assert "qwen3-private" not in sites
     server = json.loads((rendered / "server.json").read_text())
     assert server["sites"] == [f"genai-{r['name']}" for r in published(records)]
+
+
+def test_the_rules_come_from_the_stack_model_when_it_holds_them(
+    tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    """site.yml's first play computed this proxy's rules (genai_stack.proxies): the role takes
+    them as they are rather than computing them again from the services."""
+    rules = proxy_rules.compute(
+        [r for r in records if r["name"] == "comfyui"], "iis_reverse_proxy",
+        certificate_kind="thumbprint", default_certificate=THUMB,
+    )  # fmt: skip
+    done = render(tmp_path, genai_stack={"proxies": {"iis_reverse_proxy": rules}})
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == ["comfyui"]
 
 
 @pytest.mark.parametrize(
