@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +23,7 @@ from ansible_collections.myia.genai_stack.plugins.module_utils import (
 from ansible_collections.myia.genai_stack.plugins.module_utils.kinds import comfyui
 
 KINDS = catalogue.KINDS
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def rec(name: str, port: int, **extra: Any) -> dict[str, Any]:
@@ -575,3 +582,62 @@ def test_every_flag_a_role_manages_is_a_real_flag_of_its_upstream() -> None:
     assert options[f"{C}_preview_method"]["choices"] == list(
         grammar_comfyui.CHOICES["--preview-method"]
     )
+
+
+WHISPER = """
+from ansible_collections.myia.genai_stack.plugins.module_utils.kinds import Kind, check
+
+
+def read(v):
+    return [
+        {"name": s["name"], "port": int(s["port"]), "hostname": s.get("hostname"),
+         "bind_address": "127.0.0.1", "gpus": [2], "source": f"whisper_servers[{i}]",
+         "gpu_wish": {"service": s["name"], "source": f"whisper_servers[{i}]", "gpus": [2],
+                      "memory_share": 0.05, "port": int(s["port"])}}
+        for i, s in enumerate(v.get("whisper_servers") or [])
+    ]
+
+
+KIND = Kind(
+    name="whisper", role="whisper_server", variable="whisper_servers",
+    variables=("whisper_servers",), read=read,
+    http={"health_path": "/health", "ready_path": "/v1/models", "auth": "bearer",
+          "websocket_paths": [], "max_body_mb": 50, "timeout_s": 300, "streaming": False},
+    checks=lambda rec, creds: [check(rec, "health", "/health")],
+    refusals=lambda rec, creds: [],
+    client_env=lambda recs, creds, url: {"WHISPER_BASE_URL": url(recs[0])},
+    order=40,
+)
+"""
+
+PROBE = """
+import json
+from ansible_collections.myia.genai_stack.plugins.module_utils import catalogue, services, stack_model
+model = stack_model.build(
+    {"whisper_servers": [{"name": "whisper", "port": 9100, "hostname": "whisper.myia.io"}]},
+    [{"index": 2, "memory_total_mib": 24576}], kinds=["whisper"],
+)
+rec = model["services"][0]
+print(json.dumps({"kinds": list(catalogue.KINDS), "url": rec["backend_url"],
+                  "checks": services.health_checks([rec]),
+                  "env": services.client_env(model["services"], {})}))
+"""
+
+
+def test_a_new_kind_is_one_module_in_kinds(tmp_path: Path) -> None:
+    """A copy of the collection with one more file, kinds/whisper.py: the registry finds it (in
+    its order), and the stack model reads, plans, checks and lists it in the client .env."""
+    tree = tmp_path / "ansible_collections" / "myia" / "genai_stack"
+    shutil.copytree(
+        ROOT / "plugins", tree / "plugins", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (tree / "plugins" / "module_utils" / "kinds" / "whisper.py").write_text(WHISPER)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["kinds"] == ["vllm", "comfyui", "forge", "whisper"]
+    assert got["url"] == "http://127.0.0.1:9100"
+    assert got["checks"] == [{"name": "whisper: health", "url": "http://127.0.0.1:9100/health"}]
+    assert got["env"] == {"WHISPER_BASE_URL": "http://127.0.0.1:9100"}
