@@ -46,6 +46,16 @@ _ROLE = "comfyui_qwen_auth"
 LOGIN_PIN_RE = re.compile(r"^(?:[0-9a-f]{40}|v?\d+(?:\.\d+)+(?:[-.][A-Za-z0-9.]+)?)$")
 
 
+def _tag_twice(image: str, tag: Any, where: Callable[[str], str]) -> str | None:
+    """A tag given twice: in the image reference and in image_tag."""
+    if tag in (None, "") or ("@" not in image and ":" not in image.rsplit("/", 1)[-1]):
+        return None
+    return (
+        f"{where('image_tag')} {tag!r} is given, but {where('image')} {image!r} already names "
+        f"its tag or digest: keep one (a full reference in {where('image')} is enough)"
+    )
+
+
 def read(v: Values) -> list[dict[str, Any]]:
     """ComfyUI is one service; each of its settings is its own variable, named in messages."""
 
@@ -67,6 +77,7 @@ def read(v: Values) -> list[dict[str, Any]]:
             specs.gpus_problem([var("gpu")], where("gpu")),
             specs.share_problem(var("gpu_memory_share"), where("gpu_memory_share")),
             specs.image_problem(var("image"), where("image"))
+            or _tag_twice(var("image"), tag, where)
             or (specs.image_problem(image, where("image_tag")) if tag not in (None, "") else None),
             specs.positive_int_problem(
                 var("start_timeout"), where("start_timeout"), "a positive number of seconds"

@@ -292,6 +292,19 @@ def test_without_a_tag_the_image_is_taken_as_it_is(tag: Any) -> None:
     assert spec["image"] == "r.io:5000/comfy@sha256:" + "a" * 64
 
 
+@pytest.mark.parametrize(
+    "image",
+    ["registry.example.org:5000/comfyui-qwen:2025-06-01", "comfyui-qwen@sha256:" + "b" * 64],
+)
+def test_a_full_image_reference_is_one_variable_like_the_other_kinds(image: str) -> None:
+    (spec,) = KINDS["comfyui"].read(comfy(image=image, image_tag=""))
+    assert spec["image"] == image
+    assert comfy_problems(image=image, image_tag="v2") == [
+        f"{C}_image_tag 'v2' is given, but {C}_image {image!r} already names its tag or digest: "
+        f"keep one (a full reference in {C}_image is enough)"
+    ]
+
+
 def test_comfyui_accepts_its_optional_settings() -> None:
     model = {"name": "a.safetensors", "folder": "vae", "url": "https://m.invalid/a",
              "sha256": "A" * 64}  # fmt: skip
@@ -330,8 +343,8 @@ def test_comfyui_accepts_its_optional_settings() -> None:
          f"{C}_image_tag 'comfyui-qwen:-x' is not a valid image reference "
          "(repository[:tag][@digest])"),
         ({"image": "comfyui-qwen:v1", "image_tag": "XXXX"},
-         f"{C}_image_tag 'comfyui-qwen:v1:XXXX' is not a valid image reference "
-         "(repository[:tag][@digest])"),
+         f"{C}_image_tag 'XXXX' is given, but {C}_image 'comfyui-qwen:v1' already names its tag "
+         f"or digest: keep one (a full reference in {C}_image is enough)"),
         ({"start_timeout": 0}, f"{C}_start_timeout 0 must be a positive number of seconds"),
         ({"env": {"NVIDIA_VISIBLE_DEVICES": "1"}},
          f"{C}_env.NVIDIA_VISIBLE_DEVICES: set by the role, it cannot be overridden"),

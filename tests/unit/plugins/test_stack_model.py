@@ -77,6 +77,48 @@ def test_the_user_stack_is_one_model() -> None:
     assert set(model["specs"]) == {"vllm", "comfyui", "forge"}
 
 
+def test_the_stack_plan_shows_each_model_pinned_or_unpinned() -> None:
+    """group_vars/all pins every model to a commit; one left unpinned says so in the plan table
+    that "Show the GPU plan" prints and the compose files carry."""
+    model = stack_model.build(stack_values(), GPUS)
+    rows = model["gpu_plan"]["table"].splitlines()
+    assert rows[4:] == [
+        "service       model@revision",
+        "qwen3-micro   Qwen/Qwen3-1.7B-FP8@1641e6c",
+        "qwen3-mini    Qwen/Qwen3-8B-AWQ@4da05a8",
+        "qwen3-medium  Qwen/Qwen3-32B-AWQ@0499c3a",
+    ]
+    assert model["plans"]["vllm"]["table"].splitlines()[4:] == rows[4:]
+    assert len(model["plans"]["comfyui"]["table"].splitlines()) == 4  # no model files: GPUs only
+    values = stack_values()
+    values["vllm_qwen3_models"] = copy.deepcopy(values["vllm_qwen3_models"])
+    del values["vllm_qwen3_models"][1]["revision"]
+    values["vllm_qwen3_models"][2]["revision"] = "main"
+    rows = stack_model.build(values, GPUS)["gpu_plan"]["table"].splitlines()
+    assert rows[6:] == [
+        "qwen3-mini    Qwen/Qwen3-8B-AWQ (unpinned)",
+        "qwen3-medium  Qwen/Qwen3-32B-AWQ@main (unpinned: not a commit)",
+    ]
+    assert model["plans"]["vllm"]["services"]["qwen3-mini"]["pinned"] is True
+
+
+def test_a_bad_revision_fails_the_stack_model_naming_the_variable() -> None:
+    values = stack_values()
+    values["vllm_qwen3_models"] = copy.deepcopy(values["vllm_qwen3_models"])
+    values["vllm_qwen3_models"][1]["revision"] = "main; reboot"
+    values["vllm_qwen3_models"][2]["extra_args"] = ["--revision", "main"]
+    found = problems(values)
+    assert any(
+        p.startswith("model 'qwen3-mini' (vllm_qwen3_models[1]): vllm_qwen3_models[1].revision "
+                     "'main; reboot' must be a commit")
+        for p in found
+    ), found  # fmt: skip
+    assert (
+        "model 'qwen3-medium' (vllm_qwen3_models[2]): vllm_qwen3_models[2].extra_args[0] "
+        "'--revision' is set by the role from vllm_qwen3_models[2].revision; remove it"
+    ) in found
+
+
 def test_a_gpu_filled_exactly_to_the_ceiling_fits() -> None:
     values = stack_values(comfyui_qwen_auth_gpu_memory_share=0.45)  # 0.55 + 0.45 = 1.00
     model = stack_model.build(values, GPUS)
@@ -455,7 +497,7 @@ def test_the_model_lists_every_port_with_its_variable() -> None:
          "comfyui_qwen_auth_gpu_memory_share 2 must be a fraction of the GPU memory in (0, 1]"),
         ({"comfyui_qwen_auth_image": ""}, "comfyui_qwen_auth_image is empty"),
         ({"comfyui_qwen_auth_image_tag": "a b"},
-         "comfyui_qwen_auth_image_tag 'comfyui-qwen:a b' is not a valid image reference"),
+         "comfyui_qwen_auth_image_tag 'a b' is given, but comfyui_qwen_auth_image 'comfyui-qwen:latest' already names"),
         ({"comfyui_qwen_auth_start_timeout": "5m"},
          "comfyui_qwen_auth_start_timeout '5m' must be a positive number of seconds"),
         ({"comfyui_qwen_auth_env": {"A-B": "1"}},
