@@ -14,7 +14,13 @@ A wish is a mapping::
      "memory_share": 0.45,               # fraction of each GPU's memory it may take
      "tensor_parallel_size": 1,          # optional: must equal len(gpus)
      "port": 5001,                       # optional host port
-     "bind_address": "127.0.0.1"}        # optional
+     "bind_address": "127.0.0.1",        # optional
+     "model": "Qwen/Qwen3-8B-AWQ",       # optional: the files it serves, shown in the table
+     "revision": "4da05a8...",           # optional: the revision of those files (None: none)
+     "pinned": True}                     # optional: whether the revision is a commit
+
+A service with a ``model`` is listed under the GPU rows of the table with its files:
+``Qwen/Qwen3-8B-AWQ@4da05a8`` (pinned: the first 7 digits of the commit), ``... (unpinned)``.
 """
 
 from __future__ import annotations
@@ -126,6 +132,12 @@ def plan(
             "wave": wave,
             "source": wish.get("source", name),
         }
+        if wish.get("model"):
+            services[name].update(
+                model=str(wish["model"]),
+                revision=wish.get("revision") or None,
+                pinned=bool(wish.get("pinned")),
+            )
         for index in wanted:
             last_on_gpu[index] = name
 
@@ -166,4 +178,23 @@ def table(result: dict[str, Any]) -> str:
         "  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)).rstrip()
         for row in rows
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + files(result))
+
+
+def weights(service: dict[str, Any]) -> str:
+    """The files a service serves: ``model@commit`` (7 digits) when pinned, else unpinned."""
+    if service.get("pinned"):
+        return f"{service['model']}@{str(service['revision'])[:7]}"
+    if service.get("revision"):
+        return f"{service['model']}@{service['revision']} (unpinned: not a commit)"
+    return f"{service['model']} (unpinned)"
+
+
+def files(result: dict[str, Any]) -> list[str]:
+    """The table's rows of the services that name their model files, pinned or not."""
+    rows = [(name, weights(svc)) for name, svc in result["services"].items() if svc.get("model")]
+    if not rows:
+        return []
+    rows.insert(0, ("service", "model@revision"))
+    width = max(len(name) for name, _ in rows)
+    return [f"{name.ljust(width)}  {text}" for name, text in rows]

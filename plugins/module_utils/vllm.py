@@ -5,6 +5,7 @@ Shared by the ``vllm_models`` and ``vllm_args`` filters. Pure Python, no Ansible
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ansible_collections.myia.genai_stack.plugins.module_utils import (
@@ -26,6 +27,34 @@ TOOL_CALL_PARSERS = RELEASES[PINNED]["tool_call_parser"]
 REASONING_PARSERS = RELEASES[PINNED]["reasoning_parser"]
 #: the model keys checked against a release's lists
 LISTED = ("dtype", "quantization", "tool_call_parser", "reasoning_parser")
+#: a commit of a Hugging Face repository, the one revision that pins a model's files: vLLM passes
+#: ``--revision`` to huggingface_hub, which takes a branch, a tag or a commit, and only a commit
+#: (40 lower-case hex digits, huggingface_hub's REGEX_COMMIT_HASH) names the same files tomorrow
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+#: a branch or tag name (accepted, not pinned): never a flag, no space, quote or shell character
+REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+
+
+def pinned(revision: Any) -> bool:
+    """Whether ``revision`` (a model's ``revision``) pins its files: a full commit."""
+    return isinstance(revision, str) and bool(COMMIT_RE.match(revision))
+
+
+def revision_problem(value: Any, where: str) -> str | None:
+    """None when ``value`` is unset, a commit, or a branch or tag name vLLM can be given."""
+    if value is None or value == "" or pinned(value):
+        return None
+    if not isinstance(value, str):
+        return f"{where} {value!r} must be text: a commit of 40 hex digits, quoted in YAML"
+    if re.match(r"^[0-9A-Fa-f]{40}$", value):
+        return f"{where} {value!r} must be in lower case, as Hugging Face writes commits"
+    if REF_RE.match(value) and ".." not in value and "//" not in value and value[-1] not in "/.":
+        return None
+    return (
+        f"{where} {value!r} must be a commit (40 hex digits, pinned) or a branch or tag name "
+        "(not pinned): letters, digits, '.', '_', '-' and '/', starting with a letter or digit, "
+        "not ending in '/' or '.', without '..', spaces or shell characters"
+    )
 
 
 def flag_lists(image: Any) -> tuple[str, str]:
@@ -41,7 +70,8 @@ def managed_flags(where: str) -> dict[str, str]:
     """The server flags :func:`command` renders, every spelling, with the key each comes from;
     an extra arg may set none of them (the last value would win in vLLM's argparse)."""
     keys = {
-        "--model": "model", "--served-model-name": "served_model_names", "--host": "bind_address",
+        "--model": "model", "--revision": "revision",
+        "--served-model-name": "served_model_names", "--host": "bind_address",
         "--port": "port", "--tensor-parallel-size": "tensor_parallel_size",
         "-tp": "tensor_parallel_size", "--gpu-memory-utilization": "gpu_memory_utilization",
         "--max-model-len": "max_model_len", "--dtype": "dtype", "--quantization": "quantization",
@@ -60,6 +90,7 @@ def managed_flags(where: str) -> dict[str, str]:
 
 #: keys a model may carry, with the default used when neither the model nor the role sets one
 MODEL_DEFAULTS: dict[str, Any] = {
+    "revision": None,  # a commit pins the files; a branch or tag (or none) follows the repository
     "served_model_names": None,  # -> [name]
     "tensor_parallel_size": None,  # -> len(gpus)
     "max_model_len": None,
@@ -102,6 +133,7 @@ def _model_problems(
             specs.address_problem(model["bind_address"], f"{where}.bind_address"),
             specs.hostname_problem(model["hostname"], f"{where}.hostname"),
             specs.text_problem(model["model"], f"{where}.model"),
+            revision_problem(model["revision"], f"{where}.revision"),
         )
         if p
     ]
@@ -176,6 +208,7 @@ def normalize(
         if model["max_model_len"] is not None:
             model["max_model_len"] = int(model["max_model_len"])
         model["served_model_names"] = list(model["served_model_names"] or [name])
+        model["revision"] = model["revision"] or None  # '' is unset, like the key left out
         lists = RELEASES[release]
         for key in LISTED:
             value = model[key]
@@ -198,6 +231,10 @@ def normalize(
             "tensor_parallel_size": model["tensor_parallel_size"],
             "port": int(model["port"]),
             "bind_address": model["bind_address"],
+            # what the plan shows per model: the files it serves, pinned or not
+            "model": model["model"],
+            "revision": model["revision"],
+            "pinned": pinned(model["revision"]),
         }
         # where the model is reached from its host (the compose healthcheck reads it)
         model["reach_url"] = specs.reach_url(model["bind_address"], model["port"])
@@ -214,6 +251,7 @@ def command(model: dict[str, Any]) -> list[str]:
     """
     args = [
         "--model", str(model["model"]),
+        *(["--revision", str(model["revision"])] if model.get("revision") else []),
         "--served-model-name", *[str(n) for n in model["served_model_names"]],
         "--host", str(model["bind_address"]),
         "--port", str(model["port"]),

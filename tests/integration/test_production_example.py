@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,14 @@ def test_the_example_filled_in_is_accepted(tmp_path: Path) -> None:
     assert {g["index"]: g["memory_share"] for g in model["gpu_plan"]["gpus"]} == {
         0: 1.0, 1: 0.85, 2: 0.9
     }  # fmt: skip
+    # every model pinned to a commit (issue #25), as "Show the GPU plan" prints it
+    vllm = model["specs"]["vllm"]
+    assert all(re.fullmatch(r"[0-9a-f]{40}", s["revision"] or "") for s in vllm), vllm
+    table = model["gpu_plan"]["table"].splitlines()
+    assert table[-4:] == ["service       model@revision"] + [
+        f"{s['name']:<12}  {s['model']}@{s['revision'][:7]}" for s in vllm
+    ]
+    assert "unpinned" not in model["gpu_plan"]["table"]
 
 
 def upstream_parse(specs: list[dict], image: str) -> list[dict]:
@@ -127,6 +136,7 @@ def test_vllm_parses_what_the_role_renders_for_the_example_and_the_demo(tmp_path
         for spec, got in zip(specs, parsed, strict=True):
             args = got["args"]
             assert args["model"] == spec["model"]
+            assert args["revision"] == spec["revision"] and spec["revision"]
             assert args["served_model_name"] == spec["served_model_names"]
             assert (args["host"], args["port"]) == (spec["bind_address"], spec["port"])
             assert args["tensor_parallel_size"] == spec["tensor_parallel_size"]

@@ -209,3 +209,53 @@ def test_a_sum_within_1e_9_of_the_ceiling_is_at_the_ceiling() -> None:
     # 0.999999999 + 1e-9 is 1.0 in floating point: a sum of exactly 1.0 is not over it
     plan = engine.plan([wish("a", [0], 1.0)], GPUS, ceiling=0.999999999)
     assert plan["gpus"][0]["memory_share"] == 1.0
+
+
+# --- the files each model serves: pinned to a commit or not -------------------------------------
+
+COMMIT = "4da05a8edb55c6046cce958586c33b61da07bb79"
+
+
+def test_the_table_shows_each_model_pinned_or_unpinned() -> None:
+    wishes = [
+        wish("micro", [2], 0.3, model="Qwen/Qwen3-1.7B-FP8", revision=None, pinned=False),
+        wish("mini", [2], 0.6, model="Qwen/Qwen3-8B-AWQ", revision=COMMIT, pinned=True),
+        wish("medium", [0, 1], 0.5, model="Qwen/Qwen3-32B-AWQ", revision="main", pinned=False),
+        wish("comfyui", [0], 0.4),  # names no model files: no row
+    ]
+    plan = gpu_plan(wishes, GPUS)
+    assert plan["table"] == (
+        "GPU  name      share  services (start wave)\n"
+        "0    RTX 4090  0.90   medium (w0), comfyui (w1)\n"
+        "1    RTX 4090  0.50   medium (w0)\n"
+        "2    -         0.90   micro (w0), mini (w1)\n"
+        "service  model@revision\n"
+        "micro    Qwen/Qwen3-1.7B-FP8 (unpinned)\n"
+        "mini     Qwen/Qwen3-8B-AWQ@4da05a8\n"
+        "medium   Qwen/Qwen3-32B-AWQ@main (unpinned: not a commit)"
+    )
+    assert plan["services"]["mini"] == {
+        "gpus": [2], "memory_share": 0.6, "port": None, "after": ["micro"], "wave": 1,
+        "source": "vllm_qwen3_models[mini]", "model": "Qwen/Qwen3-8B-AWQ", "revision": COMMIT,
+        "pinned": True,
+    }  # fmt: skip
+    assert (plan["services"]["micro"]["revision"], plan["services"]["micro"]["pinned"]) == (
+        None,
+        False,
+    )
+    assert "model" not in plan["services"]["comfyui"]
+
+
+def test_a_service_is_pinned_only_when_its_wish_says_so() -> None:
+    """``pinned`` is what the kind judged (vllm.pinned: a full commit); without it a revision is
+    shown as given, unpinned; an empty revision is no revision."""
+    wishes = [
+        wish("a", [0], 0.4, model="org/a", revision="v1.0"),
+        wish("b", [1], 0.4, model="org/b", revision="", pinned=False),
+    ]
+    lines = engine.plan(wishes, GPUS)["table"].splitlines()
+    assert lines[-3:] == [
+        "service  model@revision",
+        "a        org/a@v1.0 (unpinned: not a commit)",
+        "b        org/b (unpinned)",
+    ]

@@ -26,7 +26,9 @@ def test_defaults_are_filled_in() -> None:
     assert m["gpu_wish"] == {
         "service": "qwen3-mini", "source": "vllm_qwen3_models[0]", "gpus": [2],
         "memory_share": 0.6, "tensor_parallel_size": 1, "port": 5001, "bind_address": "127.0.0.1",
+        "model": "Qwen/Qwen3-8B-AWQ", "revision": None, "pinned": False,
     }  # fmt: skip
+    assert m["revision"] is None and "--revision" not in vllm_args(m)
 
 
 def test_model_keys_override_role_defaults() -> None:
@@ -296,10 +298,11 @@ def test_numbers_given_as_text_become_integers() -> None:
         "tensor_parallel_size": 2, "max_model_len": 8192, "dtype": "auto", "quantization": None,
         "enable_auto_tool_choice": True, "tool_call_parser": "hermes", "reasoning_parser": "qwen3",
         "extra_args": [], "env": {}, "image": "vllm/vllm-openai:v0.9.2", "load_timeout": 600,
-        "bind_address": "127.0.0.1", "hostname": None,
+        "bind_address": "127.0.0.1", "hostname": None, "revision": None,
         "gpu_wish": {"service": "qwen3-mini", "source": "vllm_qwen3_models[0]", "gpus": [0, 1],
                      "memory_share": 0.6, "tensor_parallel_size": 2, "port": 5003,
-                     "bind_address": "127.0.0.1"},
+                     "bind_address": "127.0.0.1", "model": "Qwen/Qwen3-8B-AWQ",
+                     "revision": None, "pinned": False},
         "reach_url": "http://127.0.0.1:5003",
     }  # fmt: skip
     assert [type(m[k]) for k in ("port", "load_timeout", "tensor_parallel_size")] == [int] * 3
@@ -333,6 +336,8 @@ def test_v0_10_0_lists_are_its_own_registries() -> None:
 
 
 M = "vllm_qwen3_models[0]"
+#: a commit of Qwen/Qwen3-8B-AWQ (the one group_vars/all pins)
+COMMIT = "4da05a8edb55c6046cce958586c33b61da07bb79"
 
 
 @pytest.mark.parametrize(
@@ -355,6 +360,12 @@ M = "vllm_qwen3_models[0]"
         (["--seed"], f"{M}.extra_args[0] '--seed' needs one value (vLLM v0.34.0)"),
         (["--enforce-eager", "yes"], f"{M}.extra_args[1] 'yes' is a stray word: --enforce-eager "
          "takes no value, so vLLM v0.34.0 would refuse it (unrecognized arguments)"),
+        (["--revision", COMMIT], f"{M}.extra_args[0] '--revision' is set by the role from "
+         f"{M}.revision; remove it"),
+        ([f"--revision={COMMIT}"], f"{M}.extra_args[0] '--revision' is set by the role from "
+         f"{M}.revision; remove it"),
+        (["--revis", "main"], f"{M}.extra_args[0] '--revis' abbreviates --revision (vLLM v0.34.0 "
+         f"expands abbreviations), which is set by the role from {M}.revision; remove it"),
     ],
 )  # fmt: skip
 def test_extra_args_are_read_with_the_release_grammar(args: list[str], problem: str) -> None:
@@ -370,3 +381,72 @@ def test_extra_args_of_the_release_are_accepted() -> None:
     assert vllm.command(m)[-len(args) :] == args
     v092 = {"image": "vllm/vllm-openai:v0.9.2"}
     assert vllm.normalize([model(extra_args=["--enable-reasoning"])], v092)
+
+
+@pytest.mark.parametrize("release", ["v0.9.2", "v0.10.0", "v0.34.0"])
+def test_every_accepted_release_takes_revision(release: str) -> None:
+    """--revision (one value) is in the grammar of every release the project accepts, read from
+    vLLM's own parser; so the role may render it whatever the image."""
+    assert vllm.RELEASES[release]["flags"]["--revision"] == 1
+    image = {"image": f"vllm/vllm-openai:{release}"}
+    (m,) = vllm.normalize([model(revision=COMMIT)], image)
+    assert vllm.command(m)[:4] == ["--model", "Qwen/Qwen3-8B-AWQ", "--revision", COMMIT]
+
+
+def test_a_pinned_model_renders_its_commit_and_tells_the_plan() -> None:
+    (m,) = vllm_models([model(revision=COMMIT)])
+    assert vllm_args(m)[:6] == [
+        "--model", "Qwen/Qwen3-8B-AWQ", "--revision", COMMIT, "--served-model-name", "qwen3-mini",
+    ]  # fmt: skip
+    assert vllm_args(m).count("--revision") == 1
+    assert (m["revision"], m["gpu_wish"]["revision"], m["gpu_wish"]["pinned"]) == (
+        COMMIT, COMMIT, True
+    )  # fmt: skip
+    assert m["gpu_wish"]["model"] == "Qwen/Qwen3-8B-AWQ"
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/12", "4da05a8", COMMIT[:39]])
+def test_a_branch_tag_or_short_commit_is_passed_on_but_not_pinned(revision: str) -> None:
+    (m,) = vllm.normalize([model(revision=revision)], {})
+    assert vllm.command(m)[2:4] == ["--revision", revision]
+    assert m["gpu_wish"]["pinned"] is False and m["gpu_wish"]["revision"] == revision
+
+
+@pytest.mark.parametrize("revision", [None, ""])
+def test_no_revision_renders_none(revision: str | None) -> None:
+    (m,) = vllm.normalize([model(revision=revision)], {})
+    assert m["revision"] is None and "--revision" not in vllm.command(m)
+    assert m["gpu_wish"]["pinned"] is False
+
+
+REF = (
+    "must be a commit (40 hex digits, pinned) or a branch or tag name (not pinned): letters, "
+    "digits, '.', '_', '-' and '/', starting with a letter or digit, not ending in '/' or '.', "
+    "without '..', spaces or shell characters"
+)
+
+
+@pytest.mark.parametrize(
+    ("revision", "problem"),
+    [
+        ("main branch", f"{M}.revision 'main branch' {REF}"),
+        ("$(reboot)", f"{M}.revision '$(reboot)' {REF}"),
+        ("v1;rm -rf /", f"{M}.revision 'v1;rm -rf /' {REF}"),
+        ("`id`", f"{M}.revision '`id`' {REF}"),
+        ("--trust-remote-code", f"{M}.revision '--trust-remote-code' {REF}"),
+        ("a\nb", f"{M}.revision 'a\\nb' {REF}"),
+        ("../main", f"{M}.revision '../main' {REF}"),
+        ("refs/pr/", f"{M}.revision 'refs/pr/' {REF}"),
+        ("x" * 129, f"{M}.revision '{'x' * 129}' {REF}"),
+        (COMMIT.upper(), f"{M}.revision '{COMMIT.upper()}' must be in lower case, as Hugging "
+         "Face writes commits"),
+        (1234567, f"{M}.revision 1234567 must be text: a commit of 40 hex digits, quoted in YAML"),
+        (["main"], f"{M}.revision ['main'] must be text: a commit of 40 hex digits, quoted in YAML"),
+    ],
+)  # fmt: skip
+def test_a_bad_revision_is_refused_naming_the_variable(revision: Any, problem: str) -> None:
+    with pytest.raises(vllm.VllmSpecError) as err:
+        vllm.normalize([model(revision=revision)], {})
+    assert err.value.problems == [f"model 'qwen3-mini' ({M}): {problem}"]
+    with pytest.raises(AnsibleFilterError, match=r"vllm_qwen3_models\[0\]\.revision"):
+        vllm_models([model(revision=revision)])

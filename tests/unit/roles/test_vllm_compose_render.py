@@ -153,3 +153,33 @@ def test_values_cannot_add_keys_or_directives(tmp_path: Path) -> None:
     assert micro["labels"]["io.myia.genai.model"] == hostile
     assert micro["command"][micro["command"].index("--model") + 1] == hostile
     assert micro["command"][-2:] == ["--chat-template", "x: y 'q' #z --a"]
+
+
+def test_each_model_runs_its_pinned_commit(with_reservation: dict) -> None:
+    """group_vars/all pins every model: --revision follows --model in each command."""
+    models = yaml.safe_load((ROOT / "group_vars" / "all" / "vllm_qwen3.yml").read_text())[
+        "vllm_qwen3_models"
+    ]
+    for m in models:
+        command = with_reservation["services"][m["name"]]["command"]
+        assert command[:4] == ["--model", m["model"], "--revision", m["revision"]]
+        assert command.count("--revision") == 1
+
+
+def test_the_plan_in_the_compose_file_shows_pinned_and_unpinned_models(tmp_path: Path) -> None:
+    models = yaml.safe_load((ROOT / "group_vars" / "all" / "vllm_qwen3.yml").read_text())[
+        "vllm_qwen3_models"
+    ]
+    del models[0]["revision"]
+    models[2]["revision"] = "main"
+    services = render(tmp_path, reservation=False, models=models)["services"]
+    assert "--revision" not in services["qwen3-micro"]["command"]
+    medium = services["qwen3-medium"]["command"]
+    assert medium[medium.index("--revision") + 1] == "main"
+    header = (tmp_path / "compose.yaml").read_text().split("\nname: ")[0].splitlines()
+    assert header[-4:] == [
+        "#   service       model@revision",
+        "#   qwen3-micro   Qwen/Qwen3-1.7B-FP8 (unpinned)",
+        "#   qwen3-mini    Qwen/Qwen3-8B-AWQ@" + models[1]["revision"][:7],
+        "#   qwen3-medium  Qwen/Qwen3-32B-AWQ@main (unpinned: not a commit)",
+    ]

@@ -45,6 +45,12 @@ def test_container_runs_the_rendered_command(host: Any, compose: dict, model: di
     assert args[args.index("--reasoning-parser") + 1] == "qwen3"
     assert args[args.index("--tensor-parallel-size") + 1] == str(len(model["gpus"]))
     assert not any(API_KEY in a for a in args), "API key on the command line"
+    if model.get("revision"):
+        assert args[args.index("--model") : args.index("--model") + 4] == [
+            "--model", model["model"], "--revision", model["revision"]
+        ]  # fmt: skip
+    else:
+        assert "--revision" not in args
 
 
 @pytest.mark.parametrize("model", MODELS, ids=IDS)
