@@ -19,10 +19,22 @@ description:
     never written.
   - V(snapshot) copies the project's files (those matching O(patterns)), with their mode and
     owner, into O(snapshot_dir) (mode C(0700)) and removes the snapshot files no longer deployed,
-    so that the snapshot is exactly the deployed version.
-  - V(restored) puts the snapshot's files back, atomically and with their mode and owner, and
-    removes the project files the snapshot did not hold. Without a snapshot it changes nothing
-    and returns RV(restored=false).
+    so that the snapshot is exactly the deployed version. Files compare byte for byte, so that
+    whatever the snapshot held, a damaged file included, is replaced. Last, it writes
+    C(SHA256SUMS) there (mode C(0600)), the SHA-256 of each file as C(sha256sum) writes them
+    (C(sha256sum -c SHA256SUMS) in O(snapshot_dir) checks them by hand). C(SHA256SUMS) is never
+    a project file.
+  - V(restored) first checks every file of the snapshot, and puts nothing back when one fails.
+    Each must be readable, C(compose.yaml) and C(*.env) UTF-8 text, and each must match its
+    SHA-256 in C(SHA256SUMS) (a file listed there must be there, a file there must be listed).
+    A snapshot without C(SHA256SUMS) (kept by an earlier release of the collection) is checked
+    by content only, its C(compose.yaml) with C(docker compose config --quiet) in
+    O(snapshot_dir) (see O(validate)). A snapshot that fails is refused; the task fails, naming
+    each such file and the snapshot directory, and no file of O(project_dir) changes. The next
+    V(snapshot), once the project's files are proven healthy again, replaces it.
+  - Then V(restored) puts the snapshot's files back, atomically and with their mode and owner,
+    and removes the project files the snapshot did not hold. Without a snapshot (no file and no
+    C(SHA256SUMS)) it changes nothing and returns RV(restored=false).
   - The content of O(env_files) is never logged nor shown; their diff lists the variable names of
     each C(KEY=value) line, a changed value marked, never a value.
 author:
@@ -82,13 +94,16 @@ options:
       - Content of C(compose.yaml), with O(state=present). Unset leaves the compose file alone.
     type: str
   validate:
-    description: Check a new compose file with C(docker compose config --quiet) first.
+    description:
+      - Check a new compose file with C(docker compose config --quiet) first.
+      - With O(state=restored), the C(compose.yaml) of a snapshot without C(SHA256SUMS) too.
     type: bool
     default: true
   snapshot_dir:
     description:
       - Where the snapshot is kept; required with O(state=snapshot) and O(state=restored).
-      - With O(state=present), RV(snapshot_current) says whether it already holds the project's files.
+      - With O(state=present), RV(snapshot_current) says whether it already holds the project's
+        files and their C(SHA256SUMS).
     type: path
   report_ready:
     description:
@@ -141,7 +156,10 @@ created_directories:
   type: list
   elements: str
 snapshot_current:
-  description: Nothing was written and O(snapshot_dir) holds exactly the project's files.
+  description:
+    - Nothing was written and O(snapshot_dir) holds exactly the project's files (bytes and mode)
+      and their current C(SHA256SUMS). False for a snapshot with a damaged file or without
+      checksums, which V(snapshot) then replaces.
   returned: state=present and snapshot_dir given
   type: bool
 ready:
@@ -159,14 +177,18 @@ removed:
   type: list
   elements: str
 restored:
-  description: Whether a snapshot was there to put back.
+  description:
+    - Whether a snapshot was there and put back. False too, the task failing, when the snapshot
+      cannot be trusted; C(msg) then names each file that failed its check.
   returned: state=restored
   type: bool
 """
 
 import fnmatch
+import hashlib
 import json
 import os
+import re
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -174,6 +196,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.myia.genai_stack.plugins.module_utils import files
 
 COMPOSE = "compose.yaml"
+# the checksums of a snapshot's files, beside them (sha256sum's format: `sha256sum -c` reads it)
+MANIFEST = "SHA256SUMS"
+# the files that must be UTF-8 text (the module writes every file it is given as UTF-8)
+TEXT = (COMPOSE, "*.env")
 
 
 def file_args(
@@ -194,12 +220,46 @@ def octal(mode: Any) -> str:
     return format(mode, "04o") if isinstance(mode, int) else str(mode)
 
 
-def read(path: str) -> str | None:
+def read(path: str) -> bytes | None:
+    """A file's bytes, None when there is no file; never decoded (a file may hold anything).
+
+    Any other OSError (unreadable, a directory) is raised."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
         return None
+
+
+def shown(data: bytes | None) -> str | None:
+    """A file's bytes as a diff shows them: UTF-8, any byte that is not as U+FFFD."""
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
+def matches(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def manifest(data: dict[str, bytes]) -> bytes:
+    """The SHA256SUMS of files, by name: `<sha256>  <name>` lines, as sha256sum writes them."""
+    return "".join(
+        f"{hashlib.sha256(content).hexdigest()}  {name}\n" for name, content in sorted(data.items())
+    ).encode("utf-8")
+
+
+def parse_manifest(data: bytes) -> dict[str, str] | None:
+    """The SHA-256 of each file name of a SHA256SUMS; None when it is not one."""
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return None
+    sums = {}
+    for line in lines:
+        found = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
+        if found is None:
+            return None
+        sums[found[2]] = found[1]
+    return sums
 
 
 def masked(text: str | None, other: str | None) -> str:
@@ -234,8 +294,9 @@ def project_files(directory: str, patterns: list[str]) -> list[str]:
     return sorted(
         name
         for name in os.listdir(directory)
-        if os.path.isfile(os.path.join(directory, name))
-        and any(fnmatch.fnmatch(name, p) for p in patterns)
+        if name != MANIFEST
+        and os.path.isfile(os.path.join(directory, name))
+        and matches(name, patterns)
     )
 
 
@@ -281,8 +342,14 @@ class Project:
         self, name: str, content: str, mode: str, secret: bool, owner: str | None = None
     ) -> bool:
         path = os.path.join(self.dir, name)
-        before = read(path)
-        if before != content:
+        try:
+            data = read(path)
+        except OSError:
+            data = None  # unreadable: written again (or the write says why it cannot be)
+        # bytes compared: a file that is not UTF-8 (damaged, written by hand) is simply different
+        differs = data != content.encode("utf-8")
+        before = shown(data)
+        if differs:
             self.changed = True
             if secret and "=" not in content:
                 self.diff.append({
@@ -308,7 +375,7 @@ class Project:
                     path, content, int(mode, 8), validate=not secret and self.params["validate"]
                 )
         self.attrs(file_args(path, mode, owner, owner))
-        return before != content
+        return differs
 
     def replace(
         self,
@@ -372,16 +439,27 @@ class Project:
         return result
 
     def same_files(self, other_dir: str) -> bool:
-        """Whether other_dir holds exactly the project's files, same content and mode."""
+        """Whether other_dir holds exactly the project's files, same bytes and mode, and their
+        SHA256SUMS (a snapshot without it, or with a stale one, is taken again)."""
         patterns = self.params["patterns"]
         names = project_files(self.dir, patterns)
         if not names or names != project_files(other_dir, patterns):
             return False
-        for name in names:
-            mine, theirs = os.path.join(self.dir, name), os.path.join(other_dir, name)
-            if os.stat(mine).st_mode != os.stat(theirs).st_mode or read(mine) != read(theirs):
-                return False
-        return True
+        data = {}
+        try:
+            for name in names:
+                mine, theirs = os.path.join(self.dir, name), os.path.join(other_dir, name)
+                content = read(mine)
+                if (
+                    content is None
+                    or os.stat(mine).st_mode != os.stat(theirs).st_mode
+                    or content != read(theirs)
+                ):
+                    return False
+                data[name] = content
+            return read(os.path.join(other_dir, MANIFEST)) == manifest(data)
+        except OSError:  # unreadable, gone meanwhile: not the same
+            return False
 
     def ready(self) -> bool:
         """Whether every service of compose.yaml has a running container, healthy where checked."""
@@ -409,22 +487,38 @@ class Project:
             for name in services.split()
         )
 
-    def copy(self, source_dir: str, target_dir: str) -> tuple[list[str], list[str]]:
-        """Make target_dir's project files exactly source_dir's; the names kept and removed."""
-        patterns = self.params["patterns"]
-        kept = project_files(source_dir, patterns)
-        removed = [name for name in project_files(target_dir, patterns) if name not in kept]
+    def load(self, directory: str, names: list[str]) -> dict[str, bytes]:
+        """The bytes of the project's files (to keep in the snapshot)."""
+        data = {}
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                content = read(path)
+            except OSError as exc:
+                self.module.fail_json(msg=f"cannot read {path}: {exc.strerror or exc}")
+            if content is not None:  # gone meanwhile: not in this version
+                data[name] = content
+        return data
+
+    def copy(
+        self, data: dict[str, bytes], source_dir: str, target_dir: str
+    ) -> tuple[list[str], list[str]]:
+        """Make target_dir's project files exactly ``data`` (the bytes of source_dir's), with the
+        mode and owner of source_dir's; the names kept and removed."""
+        kept = sorted(data)
+        removed = [n for n in project_files(target_dir, self.params["patterns"]) if n not in data]
         for name in kept:
             src, dest = os.path.join(source_dir, name), os.path.join(target_dir, name)
             stat = os.stat(src)
             bits = stat.st_mode & 0o7777
-            same = os.path.isfile(dest) and read(dest) == read(src)
+            try:
+                same = os.path.isfile(dest) and read(dest) == data[name]
+            except OSError:
+                same = False  # unreadable: replaced
             if not same:
                 self.changed = True
                 if not self.module.check_mode:
-                    with open(src, "rb") as handle:
-                        data = handle.read()
-                    self.replace(dest, data, bits, owner=stat.st_uid, group=stat.st_gid)
+                    self.replace(dest, data[name], bits, owner=stat.st_uid, group=stat.st_gid)
             # a secret file keeps its owner (the user the container reads it as)
             self.attrs(file_args(dest, oct(bits), str(stat.st_uid), str(stat.st_gid)))
         for name in removed:
@@ -435,19 +529,100 @@ class Project:
 
     def snapshot(self) -> dict[str, Any]:
         snap = self.params["snapshot_dir"]
-        if not project_files(self.dir, self.params["patterns"]):
+        names = project_files(self.dir, self.params["patterns"])
+        if not names:
             return {"kept": [], "removed": []}
         self.directory(snap, "0700")
         if self.module.check_mode and not os.path.isdir(snap):
-            return {"kept": project_files(self.dir, self.params["patterns"]), "removed": []}
-        kept, removed = self.copy(self.dir, snap)
+            return {"kept": names, "removed": []}
+        data = self.load(self.dir, names)
+        # whatever the snapshot holds (damaged files included) is replaced, byte for byte;
+        # the checksums last: a snapshot cut short fails its verification, never restores half
+        kept, removed = self.copy(data, self.dir, snap)
+        sums, path = manifest(data), os.path.join(snap, MANIFEST)
+        try:
+            same = read(path) == sums
+        except OSError:
+            same = False
+        if not same:
+            self.changed = True
+            if not self.module.check_mode:
+                self.replace(path, sums, 0o600)
         return {"kept": kept, "removed": removed}
+
+    def verify(self, snap: str, names: list[str]) -> dict[str, bytes]:
+        """The bytes of the snapshot's files, each checked; fails the module, before anything
+        is put back, when one cannot be trusted (naming each such file)."""
+        patterns = self.params["patterns"]
+        problems: list[str] = []
+        data: dict[str, bytes] = {}
+        sums_path = os.path.join(snap, MANIFEST)
+        try:
+            raw = read(sums_path)
+        except OSError as exc:
+            problems.append(f"{sums_path} cannot be read ({exc.strerror or exc})")
+            raw = None
+        sums = None if raw is None else parse_manifest(raw)
+        if raw is not None and sums is None:
+            problems.append(f"{sums_path} is not a list of '<sha256>  <file name>' lines")
+        for name in names:
+            path = os.path.join(snap, name)
+            try:
+                content = read(path)
+                if content is None:
+                    raise FileNotFoundError(2, "No such file or directory")
+            except OSError as exc:
+                problems.append(f"{path} cannot be read ({exc.strerror or exc})")
+                continue
+            data[name] = content
+            if matches(name, TEXT):
+                try:
+                    content.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    problems.append(
+                        f"{path} is not UTF-8 text"
+                        f" (byte 0x{content[exc.start]:02x} at position {exc.start})"
+                    )
+                    continue
+            if sums is not None and name not in sums:
+                problems.append(f"{path} is not listed in {sums_path}")
+            elif sums is not None and hashlib.sha256(content).hexdigest() != sums[name]:
+                problems.append(
+                    f"{path} does not match its SHA-256 in {sums_path} (changed since it was kept)"
+                )
+        for name in sorted(sums or {}):
+            if name not in names and matches(name, patterns):
+                problems.append(f"{os.path.join(snap, name)} is listed in {sums_path} but missing")
+        # without checksums (a snapshot kept before them), docker checks what it can
+        if raw is None and not problems and COMPOSE in data and self.params["validate"]:
+            path = os.path.join(snap, COMPOSE)
+            rc, out, err = self.module.run_command(
+                ["docker", "compose", "-f", path, "config", "--quiet"], cwd=snap
+            )
+            if rc != 0:
+                problems.append(f"docker compose refuses {path}: {err.strip() or out.strip()}")
+        if problems:
+            self.module.fail_json(
+                restored=False,
+                msg=(
+                    f"the snapshot {snap} cannot be trusted: "
+                    + "; ".join(problems)
+                    + f". Nothing was put back: {self.dir} keeps its current files. The snapshot"
+                    " is replaced once a version of the project is proven healthy again (apply"
+                    " good settings); until then a restore refuses it."
+                ),
+            )
+        return data
 
     def restored(self) -> dict[str, Any]:
         snap = self.params["snapshot_dir"]
-        if not project_files(snap, self.params["patterns"]):
+        names = project_files(snap, self.params["patterns"])
+        if not names and not os.path.lexists(os.path.join(snap, MANIFEST)):
             return {"kept": [], "removed": [], "restored": False}
-        kept, removed = self.copy(snap, self.dir)
+        data = self.verify(snap, names)  # every file, before any is put back
+        if not data:
+            return {"kept": [], "removed": [], "restored": False}
+        kept, removed = self.copy(data, snap, self.dir)
         return {"kept": kept, "removed": removed, "restored": True}
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -39,6 +40,26 @@ FILES = ["a.env", "b.env", "compose.yaml"]
 
 def sha1(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
+
+
+def sha256sums(files: dict[str, str | bytes]) -> str:
+    """A SHA256SUMS as sha256sum writes it."""
+    return "".join(
+        f"{hashlib.sha256(c.encode() if isinstance(c, str) else c).hexdigest()}  {name}\n"
+        for name, c in sorted(files.items())
+    )
+
+
+def sha256sum_check(directory: Path) -> None:
+    """An admin checks a snapshot by hand: sha256sum -c SHA256SUMS."""
+    done = subprocess.run(
+        ["sha256sum", "--check", "--strict", "SHA256SUMS"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def mode(path: Path) -> int:
@@ -394,9 +415,10 @@ def test_snapshot_keeps_exactly_the_deployed_files(bed: Bed) -> None:
     snapshot = ok(results["snapshot"])
     assert (snapshot["changed"], snapshot["kept"], snapshot["removed"]) == (True, FILES, [])
     kept = seen(results["kept"])
-    assert sorted(kept) == FILES
+    assert sorted(kept) == ["SHA256SUMS", *FILES]
     assert [kept[f]["checksum"] for f in FILES] == [sha1(ENV_A), sha1(ENV_B), sha1(COMPOSE)]
     assert [kept[f]["mode"] for f in FILES] == ["0600", "0600", "0644"]
+    assert kept["SHA256SUMS"]["mode"] == "0600"
 
     again = ok(results["again"])
     assert (again["changed"], again["kept"], again["removed"]) == (False, FILES, [])
@@ -411,7 +433,11 @@ def test_snapshot_keeps_exactly_the_deployed_files(bed: Bed) -> None:
     assert (follows_again["changed"], follows_again["removed"]) == (False, [])
 
     assert mode(bed.snap) == 0o700
-    assert bed.listing(bed.snap) == ["b.env", "compose.yaml"]
+    assert bed.listing(bed.snap) == ["SHA256SUMS", "b.env", "compose.yaml"]
+    assert (bed.snap / "SHA256SUMS").read_text() == sha256sums(
+        {"b.env": ENV_B, "compose.yaml": COMPOSE2}
+    )
+    sha256sum_check(bed.snap)
     assert (bed.snap / "b.env").read_text() == ENV_B
     assert (bed.snap / "compose.yaml").read_text() == COMPOSE2
     assert (mode(bed.snap / "b.env"), mode(bed.snap / "compose.yaml")) == (0o600, 0o644)
@@ -585,3 +611,176 @@ def test_ready_and_snapshot_current_say_when_up_and_the_snapshot_can_be_skipped(
         bed.project("changed", **(args | {"env_files": {"a.env": ENV_A2, "b.env": ENV_B}}))
     )
     assert (results["changed"]["written"], results["changed"]["ready"]) == (["a.env"], False)
+
+
+# A snapshot damaged on disk (issue #25: one file of vllm/.previous/ overwritten with garbage)
+GARBAGE = b"\xb0\x8f\x00\xff garbage"
+REFUSED_TAIL = (
+    " keeps its current files. The snapshot is replaced once a version of the project is proven"
+    " healthy again (apply good settings); until then a restore refuses it."
+)
+
+
+def put(path: Path, content: bytes | str | None) -> None:
+    """Damage a file of a snapshot: new bytes, or (None) gone."""
+    if content is None:
+        path.unlink(missing_ok=True)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+
+
+# how the snapshot is damaged (file name to bytes, None: removed) -> what the refusal says of it
+DAMAGED: dict[str, tuple[dict[str, bytes | str | None], str]] = {
+    "garbage compose": (
+        {"compose.yaml": GARBAGE},
+        "{snap}/compose.yaml is not UTF-8 text (byte 0xb0 at position 0)",
+    ),
+    "garbage env and compose": (
+        {"a.env": b"A=1\n" + GARBAGE, "compose.yaml": GARBAGE},
+        "{snap}/a.env is not UTF-8 text (byte 0xb0 at position 4); "
+        "{snap}/compose.yaml is not UTF-8 text (byte 0xb0 at position 0)",
+    ),
+    "edited env": (
+        {"b.env": "HF_TOKEN=\n"},
+        "{snap}/b.env does not match its SHA-256 in {snap}/SHA256SUMS (changed since it was kept)",
+    ),
+    "lost env": ({"a.env": None}, "{snap}/a.env is listed in {snap}/SHA256SUMS but missing"),
+    "stray env": ({"c.env": "C=1\n"}, "{snap}/c.env is not listed in {snap}/SHA256SUMS"),
+    "garbage checksums": (
+        {"SHA256SUMS": GARBAGE},
+        "{snap}/SHA256SUMS is not a list of '<sha256>  <file name>' lines",
+    ),
+    # a snapshot kept before the checksums: checked by content
+    "old, garbage env": (
+        {"SHA256SUMS": None, "a.env": GARBAGE},
+        "{snap}/a.env is not UTF-8 text (byte 0xb0 at position 0)",
+    ),
+    "old, compose docker refuses": (
+        {"SHA256SUMS": None, "compose.yaml": REFUSED["schema"]},
+        "docker compose refuses {snap}/compose.yaml: ",
+    ),
+}
+
+
+def test_restored_refuses_a_damaged_snapshot_naming_the_file_and_changes_nothing(
+    bed: Bed,
+) -> None:
+    """Every file is checked before any is put back: one that fails, and nothing is."""
+    v2 = {"env_files": {"a.env": ENV_A2, "b.env": ENV_B}, "compose": COMPOSE2}
+    results, _ = bed.play(bed.present("v1"), bed.snapshot("snapshot"), bed.present("v2", **v2))
+    assert ok(results["snapshot"])["changed"] is True
+    snaps = {}
+    for case, (files, _) in DAMAGED.items():
+        snaps[case] = bed.tmp / "snaps" / case.replace(" ", "-").replace(",", "")
+        shutil.copytree(bed.snap, snaps[case])  # modes kept
+        for name, content in files.items():
+            put(snaps[case] / name, content)
+    intact = bed.tmp / "snaps" / "intact"
+    shutil.copytree(bed.snap, intact)
+
+    results, _ = bed.play(
+        bed.files("before"),
+        *(bed.restored(f"refused {case}", snap=snap) for case, snap in snaps.items()),
+        bed.restored("refused in check mode", check=True, snap=snaps["garbage compose"]),
+        bed.files("after"),
+        bed.restored("intact", snap=intact),
+    )
+    for case, (_, said) in DAMAGED.items():
+        result = results[f"refused {case}"]
+        snap = snaps[case]
+        prefix = f"the snapshot {snap} cannot be trusted: " + said.format(snap=snap)
+        assert result["msg"].startswith(prefix), result["msg"]
+        assert result["msg"].endswith(f". Nothing was put back: {bed.proj}{REFUSED_TAIL}")
+        assert (result["failed"], result["changed"], result["restored"]) == (True, False, False)
+    assert results["refused in check mode"]["msg"] == results["refused garbage compose"]["msg"]
+    # nothing of the project changed: the files of v2, not one rewritten
+    before, after = seen(results["before"]), seen(results["after"])
+    assert sorted(after) == [".previous", *FILES]
+    assert [ident(after[f]) for f in FILES] == [ident(before[f]) for f in FILES]
+    assert (after["a.env"]["checksum"], after["compose.yaml"]["checksum"]) == (
+        sha1(ENV_A2),
+        sha1(COMPOSE2),
+    )
+    # the same snapshot, undamaged, is put back
+    assert ok(results["intact"])["restored"] is True
+    assert (bed.proj / "a.env").read_text() == ENV_A
+    assert (bed.proj / "compose.yaml").read_text() == COMPOSE
+
+
+def test_a_damaged_snapshot_is_replaced_by_the_next_one(bed: Bed) -> None:
+    """A damaged snapshot (and a damaged project file) blocks nothing: present rewrites the
+    project file, says the snapshot is not current, and the next snapshot replaces it."""
+    results, _ = bed.play(bed.present("v1"), bed.snapshot("snapshot"))
+    ok(results["snapshot"])
+    put(bed.snap / "compose.yaml", GARBAGE)
+    put(bed.snap / "a.env", GARBAGE)
+    put(bed.proj / "b.env", b"HF_TOKEN=" + GARBAGE)
+    args = bed.args(snapshot_dir=str(bed.snap))
+    results, done = bed.play(
+        bed.project("present", diff=True, **args),
+        bed.project("unchanged", **args),
+        bed.snapshot("check", check=True),
+        bed.files("kept before", bed.snap),
+        bed.snapshot("snapshot"),
+        bed.project("current", **args),
+        bed.snapshot("again"),
+        bed.restored("restore"),
+    )
+    assert done.returncode == 0, done.stdout
+    present = ok(results["present"])
+    assert (present["written"], present["snapshot_current"]) == (["b.env"], False)
+    assert present["diff"][-1]["after"] == "HF_TOKEN=*** (changed)\n"
+    unchanged = ok(results["unchanged"])
+    assert (unchanged["changed"], unchanged["written"], unchanged["snapshot_current"]) == (
+        False,
+        [],
+        False,
+    )
+    check = ok(results["check"])
+    assert (check["changed"], check["kept"]) == (True, FILES)
+    kept_before = seen(results["kept before"])
+    assert kept_before["compose.yaml"]["checksum"] == hashlib.sha1(GARBAGE).hexdigest()
+    snapshot = ok(results["snapshot"])
+    assert (snapshot["changed"], snapshot["kept"], snapshot["removed"]) == (True, FILES, [])
+    assert ok(results["current"])["snapshot_current"] is True
+    assert ok(results["again"])["changed"] is False
+    restore = ok(results["restore"])
+    assert (restore["changed"], restore["restored"]) == (False, True)
+    for name in FILES:
+        assert (bed.snap / name).read_bytes() == (bed.proj / name).read_bytes(), name
+    assert (bed.proj / "b.env").read_text() == ENV_B
+    contents = {"a.env": ENV_A, "b.env": ENV_B, "compose.yaml": COMPOSE}
+    assert (bed.snap / "SHA256SUMS").read_text() == sha256sums(contents)
+    sha256sum_check(bed.snap)
+
+
+def test_a_snapshot_without_checksums_is_restored_then_completed(bed: Bed) -> None:
+    """A snapshot kept before SHA256SUMS: checked by content and put back; not current, so the
+    next snapshot adds its SHA256SUMS (the files themselves not rewritten)."""
+    args = bed.args(snapshot_dir=str(bed.snap))
+    results, done = bed.play(
+        bed.present("v1"),
+        bed.snapshot("snapshot"),
+        bed.file("an old snapshot", bed.snap / "SHA256SUMS", state="absent"),
+        bed.present("v2", compose=COMPOSE2),
+        bed.restored("restore"),
+        bed.project("not current", **args),
+        bed.files("kept before", bed.snap),
+        bed.snapshot("completed"),
+        bed.files("kept after", bed.snap),
+        bed.project("current", **args),
+    )
+    assert done.returncode == 0, done.stdout
+    restore = ok(results["restore"])
+    assert (restore["changed"], restore["restored"], restore["kept"]) == (True, True, FILES)
+    assert (bed.proj / "compose.yaml").read_text() == COMPOSE
+    not_current = ok(results["not current"])
+    assert (not_current["written"], not_current["snapshot_current"]) == ([], False)
+    completed = ok(results["completed"])
+    assert (completed["changed"], completed["kept"]) == (True, FILES)
+    before, after = seen(results["kept before"]), seen(results["kept after"])
+    assert [ident(after[f]) for f in FILES] == [ident(before[f]) for f in FILES]
+    assert ok(results["current"])["snapshot_current"] is True
+    sha256sum_check(bed.snap)
