@@ -17,5 +17,6 @@ case "${1:-all}" in
   *) paths=() ;;
 esac
 # Side by side in GENAI_TEST_WORKERS workers (0: in this process): most of the suite waits on
-# containers and playbooks, not on the CPU. Groups: tests/conftest.py.
-exec pytest -p no:cacheprovider -ra -n "${GENAI_TEST_WORKERS:-3}" --dist loadscope --no-loadscope-reorder "${paths[@]}" "$@"
+# containers and playbooks, not on the CPU. Groups: tests/conftest.py. The 25 slowest tests are
+# listed at the end: where the time goes.
+exec pytest -p no:cacheprovider -ra --durations=25 -n "${GENAI_TEST_WORKERS:-3}" --dist loadscope --no-loadscope-reorder "${paths[@]}" "$@"
