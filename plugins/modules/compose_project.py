@@ -641,7 +641,7 @@ def main() -> None:
             "group": {"type": "str"},
             "env_files": {"type": "dict", "default": {}, "no_log": True},
             "secret_files": {"type": "dict", "default": {}, "no_log": True},
-            "secret_files_owner": {"type": "str"},
+            "secret_files_owner": {"type": "str", "no_log": False},  # a uid, not a secret
             "compose": {"type": "str"},
             "validate": {"type": "bool", "default": True},
             "snapshot_dir": {"type": "path"},
