@@ -3,7 +3,7 @@
 # tests/unit/plugins: `make mutate`, not part of `make test` (too slow). Prints the score per file
 # and the surviving mutants.
 #   scripts/mutate.sh [file ...]   (default: every file of both folders)
-# a file is named without .py: `vllm` (module_utils first), `filter/gpu_plan`, `module_utils/specs`;
+# a file is named without .py: `vllm` (module_utils first), `filter/proxy_rules`, `module_utils/specs`;
 # `filter` or `module_utils` alone names the whole folder.
 # mutmut names a mutant's module after its path, and the tests import the collection as
 # ansible_collections.myia.genai_stack..., so the run happens in a copy laid out that way

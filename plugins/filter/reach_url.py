@@ -14,8 +14,8 @@ description:
   - The same rule gives the C(backend_url) of the service records
     (P(myia.genai_stack.genai_services#filter)), the health checks of vLLM and Forge
     (P(myia.genai_stack.vllm_endpoints#filter), P(myia.genai_stack.forge_endpoints#filter)) and
-    the C(reach_url) of their checked specs (P(myia.genai_stack.vllm_models#filter),
-    P(myia.genai_stack.forge_instances#filter)), which the compose healthchecks read.
+    the C(reach_url) of their checked specs (C(genai_stack.specs) of
+    M(myia.genai_stack.stack_model)), which the compose healthchecks read.
 options:
   _input:
     description: The address the service binds (C(--listen), C(--host), C(--server-name)).

@@ -6,12 +6,12 @@ short_description: The vLLM OpenAI server arguments for one model
 version_added: 0.1.0
 description:
   - Renders the arguments of C(python3 -m vllm.entrypoints.openai.api_server) (the compose
-    C(command:) of the C(vllm/vllm-openai) image) for a model returned by
-    P(myia.genai_stack.vllm_models#filter).
+    C(command:) of the C(vllm/vllm-openai) image) for a checked model (C(genai_stack.specs.vllm)
+    of M(myia.genai_stack.stack_model)).
   - The API key is never put on the command line; the env file carries C(VLLM_API_KEY).
 options:
   _input:
-    description: One model, as returned by P(myia.genai_stack.vllm_models#filter).
+    description: One checked model (C(genai_stack.specs.vllm) of M(myia.genai_stack.stack_model)).
     type: dict
     required: true
 """
@@ -20,7 +20,7 @@ EXAMPLES = r"""
 - name: Show the command line of each model
   ansible.builtin.debug:
     msg: "{{ item | myia.genai_stack.vllm_args | join(' ') }}"
-  loop: "{{ vllm_qwen3_models | myia.genai_stack.vllm_models }}"
+  loop: "{{ genai_stack.specs.vllm }}"
 """
 
 RETURN = r"""
@@ -42,7 +42,7 @@ def vllm_args(model: dict[str, Any]) -> list[str]:
         return vllm.command(model)
     except KeyError as exc:
         raise AnsibleFilterError(
-            f"vllm_args: the model lacks {exc}; pass it through vllm_models first"
+            f"vllm_args: the model lacks {exc}; pass a checked model (genai_stack.specs.vllm)"
         ) from exc
 
 

@@ -5,12 +5,12 @@ name: vllm_endpoints
 short_description: The health checks that prove vLLM models serve their clients
 version_added: 0.1.0
 description:
-  - For each model returned by P(myia.genai_stack.vllm_models#filter), the
+  - For each checked model (C(genai_stack.specs.vllm) of M(myia.genai_stack.stack_model)), the
     M(myia.genai_stack.endpoint_health) checks that C(/v1/models) lists every served name when
     given the API key, and answers 401 without it.
 options:
   _input:
-    description: The models, as returned by P(myia.genai_stack.vllm_models#filter).
+    description: The checked models (C(genai_stack.specs.vllm) of M(myia.genai_stack.stack_model)).
     type: list
     elements: dict
     required: true
@@ -45,7 +45,7 @@ def vllm_endpoints(models: list[dict[str, Any]], api_key: str) -> list[dict[str,
         return vllm.endpoints(list(models), str(api_key))
     except KeyError as exc:
         raise AnsibleFilterError(
-            f"vllm_endpoints: a model lacks {exc}; pass it through vllm_models first"
+            f"vllm_endpoints: a model lacks {exc}; pass checked models (genai_stack.specs.vllm)"
         ) from exc
 
 

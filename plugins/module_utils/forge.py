@@ -1,6 +1,6 @@
 """Stable Diffusion WebUI Forge instances (ai-dock image): checked specs, FORGE_ARGS, env, checks.
 
-Shared by the filters of ``plugins/filter/forge_args.py``. Pure Python, no Ansible import.
+Shared by the stack model and the filters of ``plugins/filter/forge_env.py``. Pure Python, no Ansible import.
 
 How an instance maps onto the ai-dock image with host networking (every service of the stack
 uses host networking and binds loopback):

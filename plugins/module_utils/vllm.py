@@ -1,6 +1,6 @@
 """vLLM model specs: defaults filled in, and the server command line rendered from them.
 
-Shared by the ``vllm_models`` and ``vllm_args`` filters. Pure Python, no Ansible import.
+Shared by the stack model and the ``vllm_args`` and ``vllm_endpoints`` filters. Pure Python, no Ansible import.
 """
 
 from __future__ import annotations

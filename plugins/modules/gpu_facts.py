@@ -13,7 +13,7 @@ description:
   - Runs C(nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.used
     --format=csv,noheader,nounits) and returns one entry per GPU, memory in MiB.
   - The GPUs are returned both as RV(gpus) and as the fact C(genai_gpus_discovered), the
-    input of the GPU plan (P(myia.genai_stack.gpu_plan#filter)) and of the GPU roles.
+    input of the GPU plan (M(myia.genai_stack.stack_model)) and of the GPU roles.
   - A host without nvidia-smi, or where nvidia-smi cannot talk to the driver (C(NVIDIA-SMI has
     failed because it couldn't communicate with the NVIDIA driver), exit 9), or lists no device,
     is not a failure; the module returns an empty list, a RV(status) and a RV(reason), unless
@@ -69,8 +69,8 @@ EXAMPLES = r"""
     require: true
 
 - name: Plan the services on the discovered GPUs
-  ansible.builtin.set_fact:
-    genai_gpu_plan: "{{ wishes | myia.genai_stack.gpu_plan(gpus=ansible_facts.genai_gpus_discovered) }}"
+  myia.genai_stack.stack_model:
+    gpus: "{{ ansible_facts.genai_gpus_discovered }}"
 """
 
 RETURN = r"""

@@ -12,21 +12,20 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.myia.genai_stack.plugins.filter import (
     derive_secret,
-    forge_args,
+    forge_env,
     genai_client_env,
     genai_health_checks,
     genai_services,
-    gpu_plan,
     proxy_rules,
     reach_url,
     to_dotenv,
     vllm_args,
     vllm_endpoints,
-    vllm_models,
 )
 from ansible_collections.myia.genai_stack.plugins.module_utils import (
     credentials,
     forge,
+    gpu_plan,
     services,
     vllm,
 )
@@ -34,22 +33,19 @@ from ansible_collections.myia.genai_stack.plugins.module_utils import (
 FILTERS = {
     "bcrypt_hash": ["bcrypt_hash"],
     "derive_secret": ["derive_secret"],
-    "forge_args": [
-        "forge_instances", "forge_args", "forge_env", "forge_environment",
-        "forge_credential_problems", "forge_endpoints", "forge_settings_merge",
-        "forge_secret_files",
+    "forge_env": [
+        "forge_env", "forge_environment", "forge_credential_problems", "forge_endpoints",
+        "forge_settings_merge", "forge_secret_files",
     ],
     "genai_client_env": ["genai_client_env"],
     "genai_health_checks": ["genai_health_checks"],
     "genai_services": ["genai_services"],
-    "gpu_plan": ["gpu_plan"],
     "proxy_rules": ["proxy_rules"],
     "reach_url": ["reach_url"],
     "redact_credentials": ["redact_credentials"],
     "to_dotenv": ["to_dotenv"],
     "vllm_args": ["vllm_args"],
     "vllm_endpoints": ["vllm_endpoints"],
-    "vllm_models": ["vllm_models"],
 }  # fmt: skip
 
 
@@ -68,7 +64,7 @@ def test_every_filter_file_is_listed() -> None:
     assert sorted(p.stem for p in folder.glob("*.py")) == sorted(FILTERS)
 
 
-# ---------------------------------------------------------------------------- forge_args
+# ---------------------------------------------------------------------------- forge_*
 
 FORGE_DEFAULTS = {"image": "local/forge:test", "root_dir": "/srv/forge"}  # not forge.py's own
 INSTANCE = {"name": "t", "port": 17861, "gpus": [1], "sdxl_turbo": False}
@@ -83,35 +79,32 @@ def sha_problem(variable: str) -> str:
     )
 
 
-def test_forge_instances_passes_every_argument_on() -> None:
-    assert forge_args.forge_instances([INSTANCE], FORGE_DEFAULTS) == forge.normalize(
-        [INSTANCE], FORGE_DEFAULTS
-    )
-    (unverified,) = forge_args.forge_instances([UNVERIFIED], FORGE_DEFAULTS, require_sha256=0)
+def test_forge_normalize_takes_every_argument() -> None:
+    (unverified,) = forge.normalize([UNVERIFIED], FORGE_DEFAULTS, require_sha256=False)
     assert unverified["checkpoint"] == {**UNVERIFIED["checkpoint"], "sha256": None}
-    with pytest.raises(AnsibleFilterError) as err:
-        forge_args.forge_instances([UNVERIFIED], FORGE_DEFAULTS)
+    with pytest.raises(forge.ForgeSpecError) as err:
+        forge.normalize([UNVERIFIED], FORGE_DEFAULTS)
     assert str(err.value) == sha_problem("forge_turbo_instances")
-    with pytest.raises(AnsibleFilterError) as err:
-        forge_args.forge_instances([UNVERIFIED], FORGE_DEFAULTS, variable="mine")
+    with pytest.raises(forge.ForgeSpecError) as err:
+        forge.normalize([UNVERIFIED], FORGE_DEFAULTS, variable="mine")
     assert str(err.value) == sha_problem("mine")
 
 
 def test_forge_filters_name_what_an_unchecked_instance_lacks() -> None:
     with pytest.raises(AnsibleFilterError) as err:
-        forge_args.forge_env({"name": "x"}, "u", "p", "t")
+        forge_env.forge_env({"name": "x"}, "u", "p", "t")
     assert str(err.value) == (
         "forge_env: not a checked instance ('settings_file'): 'settings_file'"
     )
     with pytest.raises(AnsibleFilterError) as err:
-        forge_args.forge_environment({"name": "x"})
+        forge_env.forge_environment({"name": "x"})
     assert str(err.value) == "forge_environment: not a checked instance ('port'): 'port'"
 
 
 def test_forge_environment_reserves_the_gpu_by_default() -> None:
-    (instance,) = forge_args.forge_instances([INSTANCE], FORGE_DEFAULTS)
-    assert forge_args.forge_environment(instance) == forge.environment(instance, True)
-    assert forge_args.forge_environment(instance) != forge.environment(instance, False)
+    (instance,) = forge.normalize([INSTANCE], FORGE_DEFAULTS)
+    assert forge_env.forge_environment(instance) == forge.environment(instance, True)
+    assert forge_env.forge_environment(instance) != forge.environment(instance, False)
 
 
 # ---------------------------------------------------------------------------- vllm_*
@@ -120,12 +113,11 @@ MODEL = {"name": "m", "model": "Qwen/Qwen3-8B-AWQ", "port": 5001, "gpus": [0],
          "gpu_memory_utilization": 0.5}  # fmt: skip
 
 
-def test_vllm_models_names_the_variable_and_keeps_the_message() -> None:
-    assert vllm_models.vllm_models([MODEL], {"tool_call_parser": "mistral"}) == vllm.normalize(
-        [MODEL], {"tool_call_parser": "mistral"}
-    )
-    with pytest.raises(AnsibleFilterError) as err:
-        vllm_models.vllm_models([], variable="mine")
+def test_vllm_normalize_names_the_variable() -> None:
+    (m,) = vllm.normalize([MODEL], {"tool_call_parser": "mistral"})
+    assert m["tool_call_parser"] == "mistral"
+    with pytest.raises(vllm.VllmSpecError) as err:
+        vllm.normalize([], variable="mine")
     assert str(err.value) == "invalid vLLM models:\n- mine must be a non-empty list of models"
 
 
@@ -133,13 +125,13 @@ def test_vllm_args_and_endpoints_name_the_missing_key() -> None:
     with pytest.raises(AnsibleFilterError) as err:
         vllm_args.vllm_args({})
     assert str(err.value) == (
-        "vllm_args: the model lacks 'model'; pass it through vllm_models first: 'model'"
+        "vllm_args: the model lacks 'model'; pass a checked model (genai_stack.specs.vllm): 'model'"
     )
     with pytest.raises(AnsibleFilterError) as err:
         vllm_endpoints.vllm_endpoints([{}], "k")
     assert str(err.value) == (
-        "vllm_endpoints: a model lacks 'bind_address'; pass it through vllm_models first: "
-        "'bind_address'"
+        "vllm_endpoints: a model lacks 'bind_address'; pass checked models "
+        "(genai_stack.specs.vllm): 'bind_address'"
     )
 
 
@@ -227,9 +219,9 @@ def test_genai_client_env_reaches_the_backends_unless_public() -> None:
 
 
 def test_gpu_plan_proxy_rules_and_to_dotenv_keep_the_engine_message() -> None:
-    with pytest.raises(AnsibleFilterError) as err:
-        gpu_plan.gpu_plan(None, [])
-    assert str(err.value) == "gpu_plan: malformed input: 'NoneType' object is not iterable"
+    with pytest.raises(TypeError) as raw:
+        gpu_plan.plan(None, [])
+    assert str(raw.value) == "'NoneType' object is not iterable"
     with pytest.raises(AnsibleFilterError) as err:
         proxy_rules.proxy_rules(records(), "x", "bogus")
     assert str(err.value) == "certificate_kind must be one of ('thumbprint', 'files')"
@@ -266,7 +258,7 @@ def test_derive_secret_decrypts_a_vault_value_and_passes_anything_else_on() -> N
 
 
 def test_forge_instances_take_the_role_defaults() -> None:
-    (instance,) = forge_args.forge_instances([INSTANCE], FORGE_DEFAULTS)
+    (instance,) = forge.normalize([INSTANCE], FORGE_DEFAULTS)
     assert (instance["image"], instance["workspace"]) == (
         "local/forge:test",
         "/srv/forge/t/workspace",

@@ -1,4 +1,4 @@
-"""Forge instances (module_utils/forge.py, filter/forge_args.py) and the role's compose file.
+"""Forge instances (module_utils/forge.py, filter/forge_env.py) and the role's compose file.
 
 The compose test renders roles/forge_turbo/templates/compose.yaml.j2 with ansible (GPU
 reservations on, as on a real GPU host, and off, as in CI) and lets `docker compose config` judge.
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.myia.genai_stack.plugins.filter import forge_args as filters
+from ansible_collections.myia.genai_stack.plugins.filter import forge_env as filters
 from ansible_collections.myia.genai_stack.plugins.module_utils import forge
 from ansible_collections.myia.genai_stack.plugins.module_utils import gpu_plan as engine
 
@@ -119,7 +119,7 @@ def test_settings_file_may_be_an_existing_one_deeper_in_the_workspace() -> None:
         }
     ]
     assert main["dirs"][-1] == "/opt/genai/forge/main/workspace/stable-diffusion-webui-forge"
-    args = filters.forge_args(main, USER, PASSWORD).split()
+    args = forge.forge_args(main, USER, PASSWORD).split()
     assert args[1] == "/workspace/stable-diffusion-webui-forge/config.json"
 
 
@@ -279,7 +279,7 @@ def test_good_credentials_pass() -> None:
 
 def test_forge_args_of_the_turbo_instance() -> None:
     turbo = checked()[0]
-    assert filters.forge_args(turbo, USER, PASSWORD) == (
+    assert forge.forge_args(turbo, USER, PASSWORD) == (
         "--ui-settings-file /workspace/config-turbo.json "
         "--ui-config-file /workspace/ui-config-turbo.json "
         "--ckpt-dir /workspace/storage/stable_diffusion/models/ckpt "
@@ -296,13 +296,13 @@ def test_the_web_ui_credential_is_a_file_not_an_argument() -> None:
     assert forge.secret_files(instances, USER, PASSWORD) == {
         f"{instances[0]['name']}.gradio-auth": f"{USER}:{PASSWORD}\n"
     }
-    assert "--gradio-auth " not in filters.forge_args(instances[0], USER, PASSWORD) + " "
+    assert "--gradio-auth " not in forge.forge_args(instances[0], USER, PASSWORD) + " "
 
 
 def test_forge_args_without_gradio_auth_and_with_extras() -> None:
     stack = user_stack()
     stack[1].update(gradio_auth=False, args_extra=["--no-half-vae", "--theme", "dark"])
-    args = filters.forge_args(checked(stack)[1], USER, PASSWORD).split()
+    args = forge.forge_args(checked(stack)[1], USER, PASSWORD).split()
     assert "--gradio-auth-path" not in args and args[-3:] == ["--no-half-vae", "--theme", "dark"]
     assert args[args.index("--api-auth") + 1] == f"{USER}:{PASSWORD}"
 
@@ -401,10 +401,12 @@ def test_merge_replaces_a_broken_file(text: str) -> None:
 def test_filter_errors_are_ansible_errors() -> None:
     from ansible.errors import AnsibleFilterError
 
-    with pytest.raises(AnsibleFilterError, match="invalid Forge instances"):
-        filters.forge_instances([{"name": "x"}])
+    with pytest.raises(forge.ForgeSpecError, match="invalid Forge instances"):
+        forge.normalize([{"name": "x"}])
+    with pytest.raises(KeyError):
+        forge.forge_args({"name": "x"}, USER, PASSWORD)
     with pytest.raises(AnsibleFilterError, match="not a checked instance"):
-        filters.forge_args({"name": "x"}, USER, PASSWORD)
+        filters.forge_env({"name": "x"}, USER, PASSWORD, TOKEN)
 
 
 # ---------------------------------------------------------------------------- compose file
@@ -414,6 +416,8 @@ def render(
     tmp_path: Path, reservation: bool, instances: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     instances = instances or user_stack()
+    checked_instances = forge.normalize(instances, {"root_dir": str(tmp_path)})
+    plan = engine.plan([i["gpu_wish"] for i in checked_instances], [0, 1, 2])
     playbook = [
         {
             "name": "Render the forge_turbo compose file",
@@ -425,21 +429,11 @@ def render(
                 "forge_turbo_root_dir": str(tmp_path),
                 "forge_turbo_shm_size": "2gb",
                 "forge_turbo_healthcheck_interval": 10,
-                "instances": instances,
+                # what the stack model gives the role (genai_stack.specs.forge and its plan)
+                "forge_turbo_checked": checked_instances,
+                "forge_turbo_plan": plan,
             },
             "tasks": [
-                {
-                    "ansible.builtin.set_fact": {
-                        "forge_turbo_checked": "{{ instances | myia.genai_stack.forge_instances"
-                        "(defaults={'root_dir': forge_turbo_root_dir}) }}"
-                    }
-                },
-                {
-                    "ansible.builtin.set_fact": {
-                        "forge_turbo_plan": "{{ forge_turbo_checked | map(attribute='gpu_wish')"
-                        " | myia.genai_stack.gpu_plan(gpus=[0, 1, 2]) }}"
-                    }
-                },
                 {
                     "ansible.builtin.template": {
                         "src": str(ROLE / "templates" / "compose.yaml.j2"),

@@ -3,9 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible.errors import AnsibleFilterError
 
-from ansible_collections.myia.genai_stack.plugins.filter.gpu_plan import gpu_plan
 from ansible_collections.myia.genai_stack.plugins.module_utils import gpu_plan as engine
 
 GPUS = [{"index": 0, "name": "RTX 4090"}, {"index": 1, "name": "RTX 4090"}, 2]
@@ -25,7 +23,7 @@ def user_stack() -> list[dict[str, Any]]:
 
 
 def test_user_stack_plan_and_start_waves() -> None:
-    plan = gpu_plan(user_stack(), GPUS)
+    plan = engine.plan(user_stack(), GPUS)
     assert plan["waves"] == [["micro", "medium"], ["mini"]]
     assert plan["services"]["mini"]["after"] == ["micro"]
     assert plan["services"]["medium"]["after"] == []
@@ -37,13 +35,13 @@ def test_user_stack_plan_and_start_waves() -> None:
 
 
 def test_three_services_on_one_gpu_chain() -> None:
-    plan = gpu_plan([wish("a", [0], 0.3), wish("b", [0], 0.3), wish("c", [0], 0.3)], GPUS)
+    plan = engine.plan([wish("a", [0], 0.3), wish("b", [0], 0.3), wish("c", [0], 0.3)], GPUS)
     assert plan["waves"] == [["a"], ["b"], ["c"]]
     assert plan["services"]["c"]["after"] == ["b"]
 
 
 def test_tensor_parallel_waits_for_every_gpu() -> None:
-    plan = gpu_plan([wish("a", [0], 0.4), wish("b", [1], 0.4), wish("c", [0, 1], 0.5)], GPUS)
+    plan = engine.plan([wish("a", [0], 0.4), wish("b", [1], 0.4), wish("c", [0, 1], 0.5)], GPUS)
     assert plan["services"]["c"]["after"] == ["a", "b"]
     assert plan["waves"] == [["a", "b"], ["c"]]
 
@@ -80,21 +78,21 @@ def test_broken_plans_fail_naming_service_and_variable(
 ) -> None:
     gpus = kwargs.get("gpus", GPUS)
     rest = {k: v for k, v in kwargs.items() if k != "gpus"}  # the parameters are shared
-    with pytest.raises(AnsibleFilterError) as err:
-        gpu_plan(wishes, gpus, **rest)
+    with pytest.raises(engine.GpuPlanError) as err:
+        engine.plan(wishes, gpus, **rest)
     for needle in needles:
         assert needle in str(err.value), f"{case}: {needle!r} not in {err.value}"
 
 
 def test_every_problem_is_reported_at_once() -> None:
     wishes = [wish("a", [7], 0.4, port=1), wish("b", [0], 0.4, port=1)]
-    with pytest.raises(AnsibleFilterError) as err:
-        gpu_plan(wishes, GPUS)
+    with pytest.raises(engine.GpuPlanError) as err:
+        engine.plan(wishes, GPUS)
     assert "GPU 7" in str(err.value) and "port 1 is already used" in str(err.value)
 
 
 def test_the_plan_is_exactly_what_admins_and_roles_read() -> None:
-    plan = gpu_plan(user_stack(), GPUS, ceiling=0.95)
+    plan = engine.plan(user_stack(), GPUS, ceiling=0.95)
     assert plan["table"] == (
         "GPU  name      share  services (start wave)\n"
         "0    RTX 4090  0.90   medium (w0)\n"
@@ -122,7 +120,7 @@ def test_the_plan_is_exactly_what_admins_and_roles_read() -> None:
 
 def test_an_idle_gpu_and_a_gpu_with_its_memory_are_shown() -> None:
     gpus = [{"index": 0, "name": "A100", "memory_total_mib": 81920}, {"index": 1}]
-    plan = gpu_plan([wish("a", [0], 1.0)], gpus)
+    plan = engine.plan([wish("a", [0], 1.0)], gpus)
     assert plan["gpus"][0]["memory_total_mib"] == 81920 and plan["gpus"][0]["memory_share"] == 1.0
     assert plan["gpus"][1] == {"index": 1, "name": "", "memory_total_mib": None, "services": [],
                                "memory_share": 0}  # fmt: skip
@@ -131,8 +129,8 @@ def test_an_idle_gpu_and_a_gpu_with_its_memory_are_shown() -> None:
 
 def test_every_problem_is_one_line_under_one_title() -> None:
     wishes = [wish("a", [7], 0.4, port=1), wish("a", [0, 0], 1.5, port=1)]
-    with pytest.raises(AnsibleFilterError) as err:
-        gpu_plan(wishes, GPUS)
+    with pytest.raises(engine.GpuPlanError) as err:
+        engine.plan(wishes, GPUS)
     lines = str(err.value).splitlines()
     assert lines[0] == "GPU plan rejected:"
     assert lines[1:] == [
@@ -223,7 +221,7 @@ def test_the_table_shows_each_model_pinned_or_unpinned() -> None:
         wish("medium", [0, 1], 0.5, model="Qwen/Qwen3-32B-AWQ", revision="main", pinned=False),
         wish("comfyui", [0], 0.4),  # names no model files: no row
     ]
-    plan = gpu_plan(wishes, GPUS)
+    plan = engine.plan(wishes, GPUS)
     assert plan["table"] == (
         "GPU  name      share  services (start wave)\n"
         "0    RTX 4090  0.90   medium (w0), comfyui (w1)\n"

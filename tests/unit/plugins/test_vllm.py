@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.errors import AnsibleFilterError
 
 from ansible_collections.myia.genai_stack.plugins.filter.vllm_args import vllm_args
-from ansible_collections.myia.genai_stack.plugins.filter.vllm_models import vllm_models
 from ansible_collections.myia.genai_stack.plugins.module_utils import specs, vllm
 
 
@@ -19,7 +17,7 @@ def model(**extra: Any) -> dict[str, Any]:
 
 
 def test_defaults_are_filled_in() -> None:
-    (m,) = vllm_models([model()], defaults={"image": "vllm/vllm-openai:v0.9.2"})
+    (m,) = vllm.normalize([model()], defaults={"image": "vllm/vllm-openai:v0.9.2"})
     assert m["served_model_names"] == ["qwen3-mini"]
     assert m["tensor_parallel_size"] == 1
     assert m["image"] == "vllm/vllm-openai:v0.9.2"
@@ -32,12 +30,14 @@ def test_defaults_are_filled_in() -> None:
 
 
 def test_model_keys_override_role_defaults() -> None:
-    (m,) = vllm_models([model(tool_call_parser="mistral")], defaults={"tool_call_parser": "hermes"})
+    (m,) = vllm.normalize(
+        [model(tool_call_parser="mistral")], defaults={"tool_call_parser": "hermes"}
+    )
     assert m["tool_call_parser"] == "mistral"
 
 
 def test_command_line_of_the_user_medium_model() -> None:
-    (m,) = vllm_models(
+    (m,) = vllm.normalize(
         [model(name="qwen3-medium", gpus=[0, 1], tensor_parallel_size=2, max_model_len=32768,
                quantization="awq_marlin", gpu_memory_utilization=0.9, extra_args=["--max-num-seqs", "32"])]
     )  # fmt: skip
@@ -51,7 +51,7 @@ def test_command_line_of_the_user_medium_model() -> None:
 
 
 def test_tool_calling_off_drops_the_parser_and_no_key_on_command_line() -> None:
-    (m,) = vllm_models([model(enable_auto_tool_choice=False, reasoning_parser="")])
+    (m,) = vllm.normalize([model(enable_auto_tool_choice=False, reasoning_parser="")])
     args = vllm_args(m)
     assert "--tool-call-parser" not in args and "--reasoning-parser" not in args
     assert not any("key" in a for a in args)
@@ -75,8 +75,8 @@ def test_tool_calling_off_drops_the_parser_and_no_key_on_command_line() -> None:
 def test_bad_models_fail_naming_model_and_variable(
     models: list[dict[str, Any]], needles: list[str]
 ) -> None:
-    with pytest.raises(AnsibleFilterError) as err:
-        vllm_models(models)
+    with pytest.raises(vllm.VllmSpecError) as err:
+        vllm.normalize(models)
     for needle in needles:
         assert needle in str(err.value)
 
@@ -95,19 +95,19 @@ def test_parsers_follow_the_image_release_and_the_standin_uses_the_pinned_lists(
 
     coder = [model(tool_call_parser="qwen3_coder")]
     with pytest.raises(
-        AnsibleFilterError, match=r"'qwen3_coder' is not supported by vLLM v0\.9\.2"
+        vllm.VllmSpecError, match=r"'qwen3_coder' is not supported by vLLM v0\.9\.2"
     ):
-        vllm_models(coder, defaults={"image": "vllm/vllm-openai:v0.9.2"})
-    assert vllm_models(coder, defaults={"image": "vllm/vllm-openai:v0.10.0"})
+        vllm.normalize(coder, defaults={"image": "vllm/vllm-openai:v0.9.2"})
+    assert vllm.normalize(coder, defaults={"image": "vllm/vllm-openai:v0.10.0"})
     glm = [model(tool_call_parser="glm4_moe")]  # 0.10.0's name for GLM-4.5; 0.34.0 calls it glm45
-    assert vllm_models(glm, defaults={"image": "vllm/vllm-openai:v0.10.0"})
+    assert vllm.normalize(glm, defaults={"image": "vllm/vllm-openai:v0.10.0"})
     with pytest.raises(
-        AnsibleFilterError, match=r"whose lists apply to vllm/vllm-openai:v0\.11\.0"
+        vllm.VllmSpecError, match=r"whose lists apply to vllm/vllm-openai:v0\.11\.0"
     ):
-        vllm_models(glm, defaults={"image": "vllm/vllm-openai:v0.11.0"})
+        vllm.normalize(glm, defaults={"image": "vllm/vllm-openai:v0.11.0"})
     empty = [model(tool_call_parser="")]
-    with pytest.raises(AnsibleFilterError, match="tool_call_parser is empty"):
-        vllm_models(empty, defaults={"image": "vllm/vllm-openai:v0.9.2"})
+    with pytest.raises(vllm.VllmSpecError, match="tool_call_parser is empty"):
+        vllm.normalize(empty, defaults={"image": "vllm/vllm-openai:v0.9.2"})
 
 
 @pytest.mark.parametrize(
@@ -394,7 +394,7 @@ def test_every_accepted_release_takes_revision(release: str) -> None:
 
 
 def test_a_pinned_model_renders_its_commit_and_tells_the_plan() -> None:
-    (m,) = vllm_models([model(revision=COMMIT)])
+    (m,) = vllm.normalize([model(revision=COMMIT)])
     assert vllm_args(m)[:6] == [
         "--model", "Qwen/Qwen3-8B-AWQ", "--revision", COMMIT, "--served-model-name", "qwen3-mini",
     ]  # fmt: skip
@@ -448,5 +448,5 @@ def test_a_bad_revision_is_refused_naming_the_variable(revision: Any, problem: s
     with pytest.raises(vllm.VllmSpecError) as err:
         vllm.normalize([model(revision=revision)], {})
     assert err.value.problems == [f"model 'qwen3-mini' ({M}): {problem}"]
-    with pytest.raises(AnsibleFilterError, match=r"vllm_qwen3_models\[0\]\.revision"):
-        vllm_models([model(revision=revision)])
+    with pytest.raises(vllm.VllmSpecError, match=r"vllm_qwen3_models\[0\]\.revision"):
+        vllm.normalize([model(revision=revision)])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.myia.genai_stack.plugins.module_utils import specs
+from ansible_collections.myia.genai_stack.plugins.module_utils import gpu_plan, specs, vllm
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "vllm_qwen3"
@@ -25,6 +25,9 @@ def render(tmp_path: Path, reservation: bool, models: list | None = None) -> dic
     defaults = yaml.safe_load((ROOT / "group_vars" / "all" / "vllm_qwen3.yml").read_text())
     if models is not None:
         defaults["vllm_qwen3_models"] = models
+    # what the stack model gives the role (genai_stack.specs.vllm and its plan)
+    checked = vllm.normalize(defaults["vllm_qwen3_models"], {"image": "vllm/vllm-openai:v0.9.2"})
+    plan = gpu_plan.plan([m["gpu_wish"] for m in checked], [0, 1, 2])
     playbook = [
         {
             "name": "Render the vllm_qwen3 compose file",
@@ -33,18 +36,10 @@ def render(tmp_path: Path, reservation: bool, models: list | None = None) -> dic
             "vars": {
                 "vllm_qwen3_gpu_reservation": reservation,
                 "vllm_qwen3_models": defaults["vllm_qwen3_models"],
+                "vllm_qwen3_checked": checked,
+                "vllm_qwen3_plan": plan,
             },
             "tasks": [
-                {
-                    "ansible.builtin.set_fact": {
-                        "vllm_qwen3_checked": "{{ vllm_qwen3_models | myia.genai_stack.vllm_models(defaults={'image': 'vllm/vllm-openai:v0.9.2'}) }}"
-                    }
-                },
-                {
-                    "ansible.builtin.set_fact": {
-                        "vllm_qwen3_plan": "{{ vllm_qwen3_checked | map(attribute='gpu_wish') | myia.genai_stack.gpu_plan(gpus=[0, 1, 2]) }}"
-                    }
-                },
                 {
                     "ansible.builtin.template": {
                         "src": str(ROLE / "templates" / "compose.yaml.j2"),

@@ -10,26 +10,6 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.myia.genai_stack.plugins.module_utils import forge
 
 
-def forge_instances(
-    instances: list[dict[str, Any]],
-    defaults: dict[str, Any] | None = None,
-    variable: str = "forge_turbo_instances",
-    require_sha256: bool = True,
-) -> list[dict[str, Any]]:
-    """Validate the instances and fill in their defaults (each gets a ``gpu_wish``)."""
-    try:
-        return forge.normalize(instances, defaults, variable, bool(require_sha256))
-    except forge.ForgeSpecError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
-
-
-def forge_args(instance: dict[str, Any], user: str, password: str) -> str:
-    try:
-        return forge.forge_args(instance, str(user), str(password))
-    except (KeyError, TypeError) as exc:
-        raise AnsibleFilterError(f"forge_args: not a checked instance ({exc})") from exc
-
-
 def forge_env(instance: dict[str, Any], user: str, password: str, token: str) -> dict[str, str]:
     try:
         return forge.env_file(instance, str(user), str(password), str(token))
@@ -76,8 +56,6 @@ def forge_endpoints(
 class FilterModule:
     def filters(self) -> dict[str, object]:
         return {
-            "forge_instances": forge_instances,
-            "forge_args": forge_args,
             "forge_env": forge_env,
             "forge_secret_files": forge_secret_files,
             "forge_environment": forge_environment,
