@@ -94,28 +94,13 @@ from ansible_collections.myia.genai_stack.plugins.module_utils import proxy_rule
 
 
 def proxy_rules(
-    records: Any,
-    prefix: str,
-    certificate_kind: str,
-    publish: list[str] | None = None,
-    overrides: dict[str, dict[str, Any]] | None = None,
-    backend_host: str | None = None,
-    certificates: dict[str, Any] | None = None,
-    default_certificate: Any = None,
-    https_port: int = 443,
+    records: Any, prefix: str, certificate_kind: str, **options: Any
 ) -> list[dict[str, Any]]:
+    """:func:`rules.compute`, whose keywords the options are (publish, overrides, backend_host,
+    certificates, default_certificate, https_port); its errors as filter errors."""
+    options["https_port"] = int(options.get("https_port", 443))
     try:
-        return rules.compute(
-            records,
-            prefix,
-            certificate_kind=certificate_kind,
-            publish=publish,
-            overrides=overrides,
-            backend_host=backend_host,
-            certificates=certificates,
-            default_certificate=default_certificate,
-            https_port=int(https_port),
-        )
+        return rules.compute(records, prefix, certificate_kind=certificate_kind, **options)
     except rules.ProxyRulesError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
