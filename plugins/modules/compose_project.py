@@ -339,8 +339,10 @@ class Project:
         return created
 
     def write(
-        self, name: str, content: str, mode: str, secret: bool, owner: str | None = None
+        self, name: str, content: str, mode: str, kind: str, owner: str | None = None
     ) -> bool:
+        """Write one file; ``kind`` says how its diff is shown: ``text`` in full, ``env`` by
+        variable name, ``secret`` (a credential file) not at all."""
         path = os.path.join(self.dir, name)
         try:
             data = read(path)
@@ -351,12 +353,12 @@ class Project:
         before = shown(data)
         if differs:
             self.changed = True
-            if secret and "=" not in content:
+            if kind == "secret":
                 self.diff.append({
                     "before_header": path, "before": "(secret)\n" if before is not None else "",
                     "after_header": path, "after": "(secret, changed)\n",
                 })  # fmt: skip
-            elif secret:
+            elif kind == "env":
                 self.diff.append({
                     "before_header": path, "before": masked(before, None),
                     "after_header": path, "after": masked(content, before),
@@ -372,7 +374,7 @@ class Project:
                 )
             if not self.module.check_mode:
                 self.replace(
-                    path, content, int(mode, 8), validate=not secret and self.params["validate"]
+                    path, content, int(mode, 8), validate=kind == "text" and self.params["validate"]
                 )
         self.attrs(file_args(path, mode, owner, owner))
         return differs
@@ -418,15 +420,15 @@ class Project:
         written = [
             name
             for name, content in self.params["env_files"].items()
-            if self.write(name, content, "0600", True)
+            if self.write(name, content, "0600", "env")
         ]
         written += [
             name
             for name, content in self.params["secret_files"].items()
-            if self.write(name, content, "0600", True, self.params["secret_files_owner"])
+            if self.write(name, content, "0600", "secret", self.params["secret_files_owner"])
         ]
         if self.params["compose"] is not None and self.write(
-            COMPOSE, self.params["compose"], "0644", False
+            COMPOSE, self.params["compose"], "0644", "text"
         ):
             written.append(COMPOSE)
         result: dict[str, Any] = {"written": written, "created_directories": created}

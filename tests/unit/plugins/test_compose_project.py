@@ -495,7 +495,7 @@ def test_secret_files_belong_to_the_container_user_in_the_project_and_its_snapsh
 ) -> None:
     """A credential the container reads from a file: 0600, owned by the container's uid, never
     in the diff; the snapshot and a restore keep that owner (else the service cannot read it)."""
-    secret = {"turbo.gradio-auth": "forge:s3cret-value\n"}
+    secret = {"turbo.gradio-auth": "forge:s3cret=value\n"}
     patterns = ["compose.yaml", "*.env", "*.gradio-auth"]
     results, _ = bed.play(
         bed.present("v1", diff=True, secret_files=secret, secret_files_owner="1000",
@@ -514,7 +514,7 @@ def test_secret_files_belong_to_the_container_user_in_the_project_and_its_snapsh
     assert ok(results["restore"])["changed"] is True
     for path in (bed.proj / "turbo.gradio-auth", bed.snap / "turbo.gradio-auth"):
         assert (mode(path), path.stat().st_uid, path.stat().st_gid) == (0o600, 1000, 1000), path
-        assert path.read_text() == "forge:s3cret-value\n"
+        assert path.read_text() == "forge:s3cret=value\n"
 
 
 def test_restored_without_a_snapshot_changes_nothing(bed: Bed) -> None:
