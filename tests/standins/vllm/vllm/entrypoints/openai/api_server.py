@@ -19,6 +19,11 @@ Stand-in-only knobs (environment):
                            listening meanwhile, so connections are refused (like vLLM).
   STANDIN_FAIL=1           after the load, /health answers 503 (engine dead) for ever.
   STANDIN_EXIT_AFTER_LOAD=1  after the load, log an engine error and exit 1.
+  STANDIN_CHUNK_DELAY      float seconds, default 0: a streamed response waits this long before
+                           each event after the first (a model generating slowly), so a test
+                           can act mid-stream. A client that goes away mid-stream is counted
+                           as vLLM counts an aborted request (request_success_total with
+                           finished_reason="abort"), not as a finished one.
 Stand-in-only paths (no auth): GET /standin/report returns the start-up report;
 GET /standin/requests the last 200 requests to /v1 as they came (method, path, the sha256 of
 the Authorization header or null, the JSON body), so tests check what the project sent rather
@@ -767,6 +772,7 @@ class ServerConfig:
     fingerprint: str | None
     fail_after_load: bool
     report: JsonDict = field(default_factory=dict)
+    chunk_delay: float = 0.0
 
     @property
     def auto_tools(self) -> bool:
@@ -818,6 +824,7 @@ def build_config(
         max_model_len=max_model_len,
         fingerprint=system_fingerprint(args, model),
         fail_after_load=env.get("STANDIN_FAIL", "") == "1",
+        chunk_delay=chunk_delay(env),
     )
     quantization = args.quantization.lower() if args.quantization else None
     utilization = args.gpu_memory_utilization
@@ -959,12 +966,20 @@ def check_engine_config(config: ServerConfig) -> None:
 
 
 def load_seconds(env: dict[str, str]) -> float:
-    raw = env.get("STANDIN_LOAD_SECONDS", "").strip()
+    return seconds_knob(env, "STANDIN_LOAD_SECONDS")
+
+
+def chunk_delay(env: dict[str, str]) -> float:
+    return seconds_knob(env, "STANDIN_CHUNK_DELAY")
+
+
+def seconds_knob(env: dict[str, str], name: str) -> float:
+    raw = env.get(name, "").strip()
     if not raw:
         return 0.0
     value = float(raw)
     if value < 0:
-        raise ValueError(f"STANDIN_LOAD_SECONDS must not be negative, got {raw!r}")
+        raise ValueError(f"{name} must not be negative, got {raw!r}")
     return value
 
 
@@ -1227,12 +1242,12 @@ class StandinServer(ThreadingHTTPServer):
                 {"method": method, "path": path, "authorization_sha256": digest, "body": data}
             )
 
-    def count(self, completion: Completion) -> None:
+    def count(self, completion: Completion, aborted: bool = False) -> None:
         with self.lock:
             self.counters["prompt_tokens"] += completion.prompt_tokens
             self.counters["generation_tokens"] += completion.completion_tokens
             key = "success_length" if completion.finish_reason == "length" else "success_stop"
-            self.counters[key] += 1
+            self.counters["success_abort" if aborted else key] += 1
 
 
 Route = Callable[["StandinHandler"], None]
@@ -1950,13 +1965,13 @@ class StandinHandler(BaseHTTPRequestHandler):
         self._check_engine()
         self._check_tool_parsing(chat.tool_choice)
         completion = self._generate(chat)
-        self.server.count(completion)
         request_id = f"chatcmpl-{self._request_id(chat.body)}"
         created = int(time.time())
         if chat.body.get("stream"):
             chunks = self._chat_chunks(chat, request_id, created, model, completion)
-            self.send_stream(chunks)
+            self.send_stream(chunks, completion)
             return
+        self.server.count(completion)
         role = self.server.config.args.response_role
         message: JsonDict = {
             "role": role,
@@ -2097,7 +2112,6 @@ class StandinHandler(BaseHTTPRequestHandler):
         finish = "length" if len(words) > limit else "stop"
         output = " " + " ".join(words[:limit])
         completion = Completion(None, output, [], finish, prompt_tokens, len(output.split()))
-        self.server.count(completion)
         request_id = f"cmpl-{self._request_id(body)}"
         created = int(time.time())
         fingerprint = self.server.config.fingerprint
@@ -2144,8 +2158,9 @@ class StandinHandler(BaseHTTPRequestHandler):
                 if fingerprint is not None:
                     final["system_fingerprint"] = fingerprint
                 chunks.append(final)
-            self.send_stream(iter(chunks))
+            self.send_stream(iter(chunks), completion)
             return
+        self.server.count(completion)
         choice = {
             "index": 0,
             "text": output,
@@ -2175,8 +2190,10 @@ class StandinHandler(BaseHTTPRequestHandler):
             },
         )
 
-    def send_stream(self, chunks: Iterator[JsonDict]) -> None:
-        """Send server-sent events (chunked transfer encoding on HTTP/1.1), then [DONE]."""
+    def send_stream(self, chunks: Iterator[JsonDict], completion: Completion) -> None:
+        """Send server-sent events (chunked transfer encoding on HTTP/1.1), then [DONE]; count
+        the request as finished once its last event is written, or as aborted if the client
+        went away before (STANDIN_CHUNK_DELAY spaces the events out)."""
         chunked = self.request_version == "HTTP/1.1"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -2199,16 +2216,24 @@ class StandinHandler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
             self.wfile.flush()
 
+        delay = self.server.config.chunk_delay
+        counted = False
         try:
-            for item in chunks:
+            for index, item in enumerate(chunks):
+                if delay and index:
+                    time.sleep(delay)
                 payload = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
                 write(f"data: {payload}\n\n".encode())
+            self.server.count(completion)
+            counted = True
             write(b"data: [DONE]\n\n")
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+            if not counted:
+                self.server.count(completion, aborted=True)
 
 
 ROUTES: dict[str, dict[str, Route]] = {
