@@ -1264,6 +1264,12 @@ class StandinHandler(BaseHTTPRequestHandler):
 
     # ---- plumbing ---------------------------------------------------------------------------
 
+    def setup(self) -> None:
+        # uvicorn serves on asyncio, whose TCP transports set TCP_NODELAY: a response's headers
+        # and body, or two events of a stream, are not held back waiting for an ACK
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def version_string(self) -> str:
         return self.server_version
 
