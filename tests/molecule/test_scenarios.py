@@ -32,11 +32,20 @@ SCENARIOS = sorted(
 )
 
 
-#: scenarios run on one distro only unless MOLECULE_DISTROS asks otherwise, and why: the
-#: operations playbooks run on the controller (update, backup, restore, rotation); the instance
-#: only holds files and the containers of the shared docker, and the production test
-#: (tests/integration/test_production_ssh.py) runs site, validate and --check on Debian 13 as well.
-ONE_DISTRO = {(COLLECTION, "operations"): "12"}
+#: scenarios run on one distro only unless MOLECULE_DISTROS asks otherwise, and why:
+#: - the operations playbooks run on the controller (update, backup, restore, rotation); the
+#:   instance only holds files and the containers of the shared docker;
+#: - the service roles (vLLM, ComfyUI, Forge) only write files and drive the host's docker
+#:   through its socket: what differs between distros is the instance's Python, and the
+#:   production test (tests/integration/test_production_ssh.py) runs site.yml, which applies
+#:   the three roles, validate and --check on Debian 12 and 13 hosts over SSH.
+#: nginx and nvidia_runtime install and configure the distro's own packages: both distros.
+ONE_DISTRO = {
+    (COLLECTION, "operations"): "12",
+    ("vllm_qwen3", "default"): "13",
+    ("comfyui_qwen_auth", "default"): "12",
+    ("forge_turbo", "default"): "13",
+}
 MATRIX = [
     (role, scenario, distro)
     for role, scenario in SCENARIOS
