@@ -41,6 +41,7 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v gpg >/dev/null || need+=(gpg)
 command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
 command -v openssl >/dev/null || need+=(openssl)   # a test certificate (http checks over TLS)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # the floor bench/gateway_bench.py compares the gateway with
 if [ ${#need[@]} -gt 0 ]; then
   log "installing Debian packages: ${need[*]}"
   apt_install $(printf '%s\n' "${need[@]}" | sort -u)
