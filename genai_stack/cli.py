@@ -7,6 +7,7 @@
     genai-stack rotate -l gpu-host --secret-var genai_secret   # prompts, never on argv
     genai-stack run gpu_plan                    # any playbook of the project
     genai-stack status [-l gpu-host]            # health, containers, GPU memory vs plan
+    genai-stack usage [-l gpu-host] [--days 7]  # the OpenAI gateway's requests and tokens
     genai-stack panel --set-password            # then: genai-stack panel [--port 8765]
 
 Each event prints one line; the exit code is the playbook's rc (75 when a host is busy with
@@ -186,6 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the longest the status run may take (default 90)")  # fmt: skip
     status.add_argument("--vault-password-file", help="for inventories with vaulted variables")
 
+    usage = sub.add_parser(
+        "usage",
+        help="the OpenAI gateway's usage per day, client and model: requests, tokens, errors "
+        "(playbooks/usage.yml, read-only)",
+    )
+    usage.add_argument("-l", "--limit", help="host pattern, as ansible-playbook --limit")
+    usage.add_argument("--days", type=int, default=7, metavar="N",
+                       help="the last N days, UTC, today included (default 7)")  # fmt: skip
+    usage.add_argument("--json", action="store_true", help="machine-readable output")
+    usage.add_argument("--deadline", type=int, default=60, metavar="SECONDS",
+                       help="the longest the usage run may take (default 60)")  # fmt: skip
+    usage.add_argument("--vault-password-file", help="for inventories with vaulted variables")
+
     panel = sub.add_parser("panel", help="serve the web panel (127.0.0.1 by default)")
     panel.add_argument("--host", default="127.0.0.1")
     panel.add_argument("--port", type=int, default=8765)
@@ -345,6 +359,30 @@ def _status(args: argparse.Namespace, driver: Driver) -> int:
     return 0 if healthy else 1
 
 
+def _usage(args: argparse.Namespace, driver: Driver) -> int:
+    from genai_stack import usage
+
+    if not 1 <= args.days <= usage.MAX_DAYS:
+        print(f"genai-stack: --days must be 1 to {usage.MAX_DAYS}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        read = usage.collect(
+            driver, args.inventory, args.limit, args.vault_password_file, args.deadline
+        )
+    except (ProjectError, DriverError) as exc:
+        print(f"genai-stack: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = usage.summarise(read, args.days)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        sys.stdout.write(usage.render_table(summary))
+        print(f"read by usage.yml in {read.duration_s:.1f}s (run {read.run_id})")
+        if read.error:
+            print(f"genai-stack: {read.error}", file=sys.stderr)
+    return 0 if not read.error and all(h.ok for h in read.hosts) else 1
+
+
 def _panel(args: argparse.Namespace, project: Project) -> int:
     from genai_stack.panel import auth
     from genai_stack.panel.config import PanelConfig
@@ -410,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return _status(args, driver)
+    if args.command == "usage":
+        return _usage(args, driver)
     return _run(args, driver)
 
 

@@ -3,11 +3,13 @@
 Pages: ``/`` hosts, services with their health, containers and GPU memory read from the hosts
 (``playbooks/status.yml``, see :mod:`genai_stack.status`, refreshed live), and the run form; ``/runs`` the
 history; ``/runs/<id>`` one run with its live event stream (SSE), per-host stats and failed
-tasks. Everything but ``/login`` and ``/static`` needs a session; every POST checks the CSRF
-token. A run on a host that already has one is refused with HTTP 409.
+tasks; ``/usage`` the OpenAI gateway's usage per day, client and model. Everything but
+``/login`` and ``/static`` needs a session; every POST checks the CSRF token. A run on a host
+that already has one is refused with HTTP 409.
 
 Each page's routes are in their module (:mod:`~genai_stack.panel.routes_stack`,
-:mod:`~genai_stack.panel.routes_runs`, :mod:`~genai_stack.panel.routes_login`), over the state
+:mod:`~genai_stack.panel.routes_runs`, :mod:`~genai_stack.panel.routes_login`,
+:mod:`~genai_stack.panel.routes_usage`), over the state
 they share (:class:`~genai_stack.panel.context.Panel`); this module puts them together.
 """
 
@@ -26,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from genai_stack.locks import pid_alive
-from genai_stack.panel import routes_login, routes_runs, routes_stack
+from genai_stack.panel import routes_login, routes_runs, routes_stack, routes_usage
 from genai_stack.panel.config import PanelConfig
 from genai_stack.panel.context import HERE, Panel
 from genai_stack.panel.store import HistoryBusy, RunRow
@@ -133,4 +135,5 @@ def create_app(config: PanelConfig) -> FastAPI:
     routes_login.install(app, panel)
     routes_stack.install(app, panel)
     routes_runs.install(app, panel)
+    routes_usage.install(app, panel)
     return app
