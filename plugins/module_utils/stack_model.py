@@ -67,7 +67,16 @@ def variables(kinds: list[str] | None = None, groups: Any = ()) -> list[str]:
 
 def roles(kinds: list[str] | None = None, groups: Any = ()) -> list[str]:
     """The roles whose defaults the variables of :func:`variables` fall back on."""
-    names = [kind.role for kind in _kinds(kinds)] + ["token_sync"]
+    scope = {kind.name for kind in _kinds(kinds)}
+    read = {name for kind in _kinds(kinds) for name in kind.variables}
+    # a kind may read every variable of another kind (the gateway reads the vLLM models): that
+    # kind's role's defaults too; not the other way round (vLLM reads none of the gateway's own)
+    names = [
+        k.role
+        for k in catalogue.KINDS.values()
+        if k.name in scope or (k.variables and set(k.variables) <= read)
+    ]
+    names.append("token_sync")
     return names + [role for role, proxy in PROXIES.items() if proxy["group"] in groups]
 
 
@@ -172,13 +181,15 @@ def build(
 
     plan: dict[str, Any] = {}
     plans: dict[str, Any] = {}
-    wishes = [spec["gpu_wish"] for kind in scope for spec in found.get(kind.name, [])]
+    wishes = [s["gpu_wish"] for kind in scope for s in found.get(kind.name, []) if "gpu_wish" in s]
     if len(found) == len(scope):
         try:
             plan = gpu_plan.plan(wishes, list(gpus or []), float(ceiling))
             for kind in scope:
                 plans[kind.name] = gpu_plan.plan(
-                    [s["gpu_wish"] for s in found[kind.name]], list(gpus or []), float(ceiling)
+                    [s["gpu_wish"] for s in found[kind.name] if "gpu_wish" in s],
+                    list(gpus or []),
+                    float(ceiling),
                 )
         except gpu_plan.GpuPlanError as exc:
             problems += [p for p in exc.problems if p not in problems]
@@ -306,6 +317,13 @@ def _clients(raw: Any, records: list[dict[str, Any]], problems: list[str]) -> li
                     f"(known: {', '.join(names) or 'none'})"
                 )
                 continue
+        chosen = client.get("gateway_client")
+        gateway = [c["name"] for r in records for c in r.get("clients") or []]
+        if chosen is not None and chosen not in gateway:
+            problems.append(
+                f"{where}.gateway_client {chosen!r} is not a client of openai_gateway_clients "
+                f"(known: {', '.join(gateway) or 'none'})"
+            )
         mode = client.get("mode")
         if mode is not None and not (isinstance(mode, str) and mode.isdigit() and len(mode) == 4):
             problems.append(f"{where}.mode {mode!r} must be a quoted octal mode such as '0600'")

@@ -236,7 +236,7 @@ def test_nginx_certificate_per_hostname() -> None:
             [{"name": "a", "kind": "sdnext", "port": 1}, {"kind": "vllm", "port": 2},
              {"name": "c", "kind": "vllm", "hostname": "c.example.org"}, "oops"],
             {},
-            ["nginx_reverse_proxy_services[0].kind: 'sdnext' is not one of vllm, comfyui, forge",
+            ["nginx_reverse_proxy_services[0].kind: 'sdnext' is not one of vllm, openai_gateway, comfyui, forge",
              "nginx_reverse_proxy_services[1].name: missing",
              "nginx_reverse_proxy_services[2]: needs backend_url or port",
              "nginx_reverse_proxy_services[3]: must be a service record"],

@@ -29,12 +29,14 @@ def defaults(role: str) -> dict[str, Any]:
 def stack_values(**change: Any) -> dict[str, Any]:
     """The variables of the user's stack as Ansible hands them over (templates evaluated)."""
     values: dict[str, Any] = {}
-    for role in ("vllm_qwen3", "comfyui_qwen_auth", "forge_turbo"):
+    roles = ("vllm_qwen3", "openai_gateway", "comfyui_qwen_auth", "forge_turbo")
+    for role in roles:
         values.update(defaults(role))
-    for name in ("vllm_qwen3", "comfyui_qwen_auth", "forge_turbo"):
+    for name in roles:
         values.update(yaml.safe_load((ROOT / f"group_vars/all/{name}.yml").read_text()))
     values.update(
         vllm_qwen3_bind_address="127.0.0.1",
+        openai_gateway_bind_address="127.0.0.1",
         comfyui_qwen_auth_bind_address="127.0.0.1",
         forge_turbo_bind_address="127.0.0.1",
         forge_turbo_root_dir="/opt/genai/forge",
@@ -64,7 +66,9 @@ def problems(values: dict[str, Any], **kw: Any) -> list[str]:
 def test_the_user_stack_is_one_model() -> None:
     model = stack_model.build(stack_values(), GPUS)
     names = [r["name"] for r in model["services"]]
-    assert names == ["qwen3-micro", "qwen3-mini", "qwen3-medium", "comfyui", "turbo"]
+    assert names == [
+        "qwen3-micro", "qwen3-mini", "qwen3-medium", "openai-gateway", "comfyui", "turbo"
+    ]  # fmt: skip
     assert {g["index"]: g["services"] for g in model["gpu_plan"]["gpus"]} == {
         0: ["qwen3-medium", "comfyui"],
         1: ["qwen3-medium", "turbo"],
@@ -74,7 +78,8 @@ def test_the_user_stack_is_one_model() -> None:
     assert model["plans"]["comfyui"]["services"]["comfyui"]["after"] == []
     assert model["clients"][0]["services"] == names
     assert model["ports"][8188] == "comfyui_qwen_auth_port"
-    assert set(model["specs"]) == {"vllm", "comfyui", "forge"}
+    assert model["ports"][5100] == "openai_gateway_port"
+    assert set(model["specs"]) == {"vllm", "openai_gateway", "comfyui", "forge"}
 
 
 def test_the_stack_plan_shows_each_model_pinned_or_unpinned() -> None:
@@ -160,7 +165,7 @@ def test_a_proxy_host_checks_its_certificates() -> None:
         "key": "/etc/ssl/a.key",
     }
     model = stack_model.build(values, GPUS, groups=["proxy_hosts"])
-    assert len(model["proxies"]["nginx_reverse_proxy"]) == 5
+    assert len(model["proxies"]["nginx_reverse_proxy"]) == 6
 
 
 def _read_whisper(values: Any) -> list[dict[str, Any]]:
@@ -230,6 +235,7 @@ CREDS = {
     "forge_username": "forge",
     "forge_password": "p" * 20,
     "forge_web_token": "w" * 20,
+    "openai_gateway_keys": {"genai": "g" * 43},
 }
 
 
@@ -285,7 +291,26 @@ def test_health_checks_prove_each_kind_with_and_without_its_credential() -> None
     basic = "Basic " + base64.b64encode(b"forge:" + b"p" * 20).decode()
     assert accepted["headers"] == {"Authorization": basic} and accepted["auth"] == query
     assert accepted["json_path"] == "" and "status" not in accepted
-    assert len(checks) == 3 * 6 + 2 + 2
+    assert checks["openai-gateway: health"] == {
+        "name": "openai-gateway: health", "url": "http://127.0.0.1:5100/health",
+        "json_path": "status",
+    }  # fmt: skip
+    assert checks["openai-gateway: refuses no key"] == {
+        "name": "openai-gateway: refuses no key",
+        "url": "http://127.0.0.1:5100/v1/models",
+        "status": [401],
+        "json_path": "error.code",
+        "json_value": "invalid_api_key",
+    }
+    client = {"type": "bearer", "token": CREDS["openai_gateway_keys"]["genai"]}
+    through = checks["openai-gateway: qwen3-medium: tool call"]
+    assert through["url"] == "http://127.0.0.1:5100/v1/chat/completions"
+    assert through["auth"] == client and through["body"]["model"] == "qwen3-medium"
+    stream = checks["openai-gateway: qwen3-micro: streamed chat"]
+    assert stream["auth"] == client and stream["body"]["stream"] is True
+    assert stream["body_contains"] == "data: [DONE]"
+    # vLLM: 6 per model; the gateway: 2 open, each model listed, 3 conversation probes + a stream
+    assert len(checks) == 3 * 6 + (2 + 3 * (1 + 3 + 1)) + 2 + 2
 
 
 def test_without_credentials_only_the_open_paths_and_the_refusals_are_checked() -> None:
@@ -294,6 +319,7 @@ def test_without_credentials_only_the_open_paths_and_the_refusals_are_checked() 
         "qwen3-micro: health", "qwen3-micro: refuses no key",
         "qwen3-mini: health", "qwen3-mini: refuses no key",
         "qwen3-medium: health", "qwen3-medium: refuses no key",
+        "openai-gateway: health", "openai-gateway: refuses no key",
         "comfyui: refuses no token", "turbo: refuses no credentials",
     ]  # fmt: skip
 
@@ -302,17 +328,19 @@ def test_refusal_checks_present_the_old_credential_and_want_401() -> None:
     checks = services.refusal_checks(records(), CREDS)
     assert [c["name"] for c in checks] == [
         "qwen3-micro: refuses the old credential", "qwen3-mini: refuses the old credential",
-        "qwen3-medium: refuses the old credential", "comfyui: refuses the old credential",
-        "turbo: refuses the old credential",
+        "qwen3-medium: refuses the old credential", "openai-gateway: refuses the old key of genai",
+        "comfyui: refuses the old credential", "turbo: refuses the old credential",
     ]  # fmt: skip
     assert all(c["status"] == [401] for c in checks)
     assert checks[0]["auth"] == {"type": "bearer", "token": CREDS["vllm_api_key"]}
     assert checks[0]["url"] == "http://127.0.0.1:5000/v1/models"
-    assert checks[3]["auth"] == {"type": "bearer", "token": CREDS["comfyui_token"]}
-    assert checks[3]["url"] == "http://127.0.0.1:8188/system_stats"
+    assert checks[3]["auth"] == {"type": "bearer", "token": CREDS["openai_gateway_keys"]["genai"]}
+    assert checks[3]["url"] == "http://127.0.0.1:5100/v1/models"
+    assert checks[4]["auth"] == {"type": "bearer", "token": CREDS["comfyui_token"]}
+    assert checks[4]["url"] == "http://127.0.0.1:8188/system_stats"
     basic = "Basic " + base64.b64encode(b"forge:" + b"p" * 20).decode()
-    assert checks[4]["headers"] == {"Authorization": basic}
-    assert checks[4]["url"] == "http://127.0.0.1:17861/sdapi/v1/sd-models"
+    assert checks[5]["headers"] == {"Authorization": basic}
+    assert checks[5]["url"] == "http://127.0.0.1:17861/sdapi/v1/sd-models"
     assert services.refusal_checks(records(), {}) == []
     only_forge = services.refusal_checks(records(), {"forge_password": "x" * 20})
     assert (
@@ -333,6 +361,8 @@ def test_client_env_holds_every_url_and_credential() -> None:
         "VLLM_QWEN3_MEDIUM_BASE_URL": "http://127.0.0.1:5002/v1",
         "VLLM_QWEN3_MEDIUM_MODEL": "qwen3-medium",
         "VLLM_API_KEY": CREDS["vllm_api_key"],
+        "OPENAI_BASE_URL": "http://127.0.0.1:5100/v1",
+        "OPENAI_API_KEY": CREDS["openai_gateway_keys"]["genai"],
         "COMFYUI_BASE_URL": "http://127.0.0.1:8188",
         "COMFYUI_TOKEN": CREDS["comfyui_token"],
         "FORGE_TURBO_BASE_URL": "http://127.0.0.1:17861",
@@ -343,13 +373,15 @@ def test_client_env_holds_every_url_and_credential() -> None:
     }
     public = services.client_env(records(), {}, public=True)
     assert public["VLLM_BASE_URL"] == "https://micro.vllm.myia.io/v1"
+    assert public["OPENAI_BASE_URL"] == "https://api.vllm.myia.io/v1"
     assert public["COMFYUI_BASE_URL"] == "https://qwen-image-edit.myia.io"
     assert public["FORGE_BASE_URL"] == "https://turbo.stable-diffusion-webui-forge.myia.io"
-    assert not any(k in public for k in ("VLLM_API_KEY", "COMFYUI_TOKEN", "FORGE_PASSWORD"))
+    secrets = ("VLLM_API_KEY", "OPENAI_API_KEY", "COMFYUI_TOKEN", "FORGE_PASSWORD")
+    assert not any(k in public for k in secrets)
 
 
 def test_a_record_carries_its_kind_facts_and_reachable_address() -> None:
-    micro, *_, comfy, turbo = records()
+    micro, *_, gateway, comfy, turbo = records()
     assert micro == {
         "name": "qwen3-micro", "kind": "vllm", "source": "vllm_qwen3_models[0]",
         "hostname": "micro.vllm.myia.io", "bind_address": "127.0.0.1", "port": 5000,
@@ -361,8 +393,24 @@ def test_a_record_carries_its_kind_facts_and_reachable_address() -> None:
         "comfyui_qwen_auth_port", "comfyui_token", ["/ws", "/api/ws"]
     )  # fmt: skip
     assert comfy["served_model_names"] == [] and turbo["auth"] == "basic"
+    assert gateway == {
+        "name": "openai-gateway", "kind": "openai_gateway", "source": "openai_gateway",
+        "hostname": "api.vllm.myia.io", "bind_address": "127.0.0.1", "port": 5100,
+        "backend_url": "http://127.0.0.1:5100", "gpus": [],
+        "served_model_names": ["qwen3-medium", "qwen3-micro", "qwen3-mini"],
+        "health_path": "/health", "ready_path": "/health", "auth": "bearer",
+        "websocket_paths": [], "max_body_mb": 16, "timeout_s": 900, "streaming": True,
+        "clients": [{"name": "genai", "models": None, "requests_per_minute": None,
+                     "tokens_per_minute": None}],
+        "backends": {
+            "qwen3-micro": {"backend": "qwen3-micro", "url": "http://127.0.0.1:5000"},
+            "qwen3-mini": {"backend": "qwen3-mini", "url": "http://127.0.0.1:5001"},
+            "qwen3-medium": {"backend": "qwen3-medium", "url": "http://127.0.0.1:5002"},
+        },
+        "image": "genai-openai-gateway:local", "base_image": "debian:bookworm-slim",
+    }  # fmt: skip
     wild = stack_model.build(stack_values(comfyui_qwen_auth_bind_address="0.0.0.0"), GPUS)
-    assert wild["services"][3]["backend_url"] == "http://127.0.0.1:8188"
+    assert wild["services"][4]["backend_url"] == "http://127.0.0.1:8188"
 
 
 @pytest.mark.parametrize(
@@ -383,7 +431,7 @@ def test_a_record_carries_its_kind_facts_and_reachable_address() -> None:
          "token_sync_clients[0].services must be a list of service names"),
         ({"token_sync_clients": [{"path": "/a.env", "services": ["turbo", "x"]}]},
          "token_sync_clients[0].services names unknown service(s) x (known: qwen3-micro, "
-         "qwen3-mini, qwen3-medium, comfyui, turbo)"),
+         "qwen3-mini, qwen3-medium, openai-gateway, comfyui, turbo)"),
         ({"token_sync_clients": [{"path": "/a.env", "mode": 600}]},
          "token_sync_clients[0].mode 600 must be a quoted octal mode such as '0600'"),
         ({"token_sync_secret": 123456789012345678},
@@ -400,7 +448,7 @@ def test_a_record_carries_its_kind_facts_and_reachable_address() -> None:
         ({"genai_panel_port": "x"}, "genai_panel_port 'x' is not a port number (1-65535)"),
         ({"update_services": ["turbo", "nope"]},
          "update_services names unknown services: nope (known: qwen3-micro, qwen3-mini, "
-         "qwen3-medium, comfyui, turbo)"),
+         "qwen3-medium, openai-gateway, comfyui, turbo)"),
         ({"update_services": "turbo"},
          "update_services 'turbo' must be a list of service names"),
         ({"vllm_qwen3_project_name": "My-Project"},
@@ -426,8 +474,8 @@ def test_clients_are_normalised_with_their_services() -> None:
     model = stack_model.build(stack_values(token_sync_clients=clients), GPUS)
     assert model["clients"] == [
         {"path": "/srv/a.env", "services": ["turbo"], "mode": "0640"},
-        {"path": "/b.env", "services": ["qwen3-micro", "qwen3-mini", "qwen3-medium", "comfyui",
-                                        "turbo"]},
+        {"path": "/b.env", "services": ["qwen3-micro", "qwen3-mini", "qwen3-medium",
+                                        "openai-gateway", "comfyui", "turbo"]},
     ]  # fmt: skip
     assert stack_model.build(stack_values(token_sync_clients=None), GPUS)["clients"] == []
     assert stack_model.build(stack_values(token_sync_clients=""), GPUS)["clients"] == []
@@ -450,7 +498,7 @@ def test_a_proxy_only_host_checks_the_gpu_hosts_records() -> None:
     cert = {"certificate": "/etc/ssl/a.pem", "key": "/etc/ssl/a.key"}
     values = {"nginx_reverse_proxy_default_certificate": cert}
     model = stack_model.build(values, [], kinds=[], groups=["proxy_hosts"], services_of_others=gpu)
-    assert len(model["proxies"]["nginx_reverse_proxy"]) == 5 and model["services"] == []
+    assert len(model["proxies"]["nginx_reverse_proxy"]) == 6 and model["services"] == []
     # the GPU hosts have no model (they failed): the proxy host's own settings only
     alone = stack_model.build(values, [], kinds=[], groups=["proxy_hosts"])
     assert alone["proxies"] == {}
@@ -471,7 +519,8 @@ def test_the_model_lists_every_port_with_its_variable() -> None:
     model = stack_model.build(values, GPUS, groups=["proxy_hosts"])
     assert model["ports"] == {
         5000: "vllm_qwen3_models[0].port", 5001: "vllm_qwen3_models[1].port",
-        5002: "vllm_qwen3_models[2].port", 8188: "comfyui_qwen_auth_port",
+        5002: "vllm_qwen3_models[2].port", 5100: "openai_gateway_port",
+        8188: "comfyui_qwen_auth_port",
         17861: "forge_turbo_instances[0].port", 17862: "forge_turbo_instances[0].web_port",
         443: "nginx_reverse_proxy_https_port", 80: "nginx_reverse_proxy_http_port",
         8765: "genai_panel_port",
@@ -622,7 +671,9 @@ def test_hostnames_collide_whatever_their_case_and_names_do_not() -> None:
     ]
     values = stack_values(comfyui_qwen_auth_service_name="Qwen3-mini")
     names = [r["name"] for r in stack_model.build(values, GPUS)["services"]]
-    assert names == ["qwen3-micro", "qwen3-mini", "qwen3-medium", "Qwen3-mini", "turbo"]
+    assert names == [
+        "qwen3-micro", "qwen3-mini", "qwen3-medium", "openai-gateway", "Qwen3-mini", "turbo"
+    ]  # fmt: skip
 
 
 def test_a_root_dir_on_two_lines_is_refused() -> None:
@@ -650,7 +701,7 @@ def test_a_root_dir_of_its_own_is_accepted(root: str) -> None:
 def test_every_unknown_service_to_update_is_named() -> None:
     assert problems(stack_values(update_services=["nope", "turbo", 3])) == [
         "update_services names unknown services: nope, 3 (known: qwen3-micro, qwen3-mini, "
-        "qwen3-medium, comfyui, turbo)"
+        "qwen3-medium, openai-gateway, comfyui, turbo)"
     ]
 
 
@@ -665,8 +716,8 @@ def test_the_variables_of_a_kind_and_a_proxy_in_full() -> None:
         "iis_reverse_proxy_http_port",
     ]  # fmt: skip
     assert stack_model.roles(None, ["iis_hosts", "proxy_hosts"]) == [
-        "vllm_qwen3", "comfyui_qwen_auth", "forge_turbo", "token_sync", "nginx_reverse_proxy",
-        "iis_reverse_proxy",
+        "vllm_qwen3", "openai_gateway", "comfyui_qwen_auth", "forge_turbo", "token_sync",
+        "nginx_reverse_proxy", "iis_reverse_proxy",
     ]  # fmt: skip
 
 
@@ -674,7 +725,7 @@ def test_unknown_kinds_are_all_named_with_the_known_ones() -> None:
     with pytest.raises(stack_model.StackModelError) as err:
         stack_model.roles(["vllm", "whisper", "tgi"])
     assert err.value.problems == [
-        "unknown service kind(s) whisper, tgi (known: vllm, comfyui, forge)"
+        "unknown service kind(s) whisper, tgi (known: vllm, openai_gateway, comfyui, forge)"
     ]
 
 
@@ -682,7 +733,7 @@ def test_the_ceiling_caps_the_whole_plan_and_each_kind_s() -> None:
     model = stack_model.build(stack_values(), GPUS, ceiling="0.95")
     assert model["gpu_plan"]["ceiling"] == 0.95
     assert {k: p["ceiling"] for k, p in model["plans"].items()} == {
-        "vllm": 0.95, "comfyui": 0.95, "forge": 0.95
+        "vllm": 0.95, "openai_gateway": 0.95, "comfyui": 0.95, "forge": 0.95
     }  # fmt: skip
 
 
@@ -742,8 +793,8 @@ def test_proxy_problems_come_after_the_others_in_full() -> None:
     assert problems(values, groups=["proxy_hosts"]) == [
         "genai_panel_port 'x' is not a port number (1-65535)",
         "nginx_reverse_proxy_overrides['nope']: 'nope' is not a service of "
-        "nginx_reverse_proxy_services (known: qwen3-micro, qwen3-mini, qwen3-medium, comfyui, "
-        "turbo)",
+        "nginx_reverse_proxy_services (known: qwen3-micro, qwen3-mini, qwen3-medium, "
+        "openai-gateway, comfyui, turbo)",
         "nginx_reverse_proxy_overrides['turbo'].backend_host: cannot be overridden (only "
         "backend_url, max_body_mb, timeout_s, streaming, websocket_paths)",
     ]
@@ -781,7 +832,7 @@ def test_an_empty_port_is_no_port() -> None:
     values = stack_values(genai_panel_port="", nginx_reverse_proxy_default_certificate=CERT,
                           nginx_reverse_proxy_http_port="")  # fmt: skip
     model = stack_model.build(values, GPUS, groups=["proxy_hosts"])
-    assert sorted(model["ports"]) == [5000, 5001, 5002, 8188, 17861]
+    assert sorted(model["ports"]) == [5000, 5001, 5002, 5100, 8188, 17861]
 
 
 def test_every_client_problem_is_reported_in_full() -> None:
@@ -793,7 +844,7 @@ def test_every_client_problem_is_reported_in_full() -> None:
         "token_sync_clients[1].path 'rel' must be an absolute file path without '..'",
         "token_sync_clients[2].services must be a list of service names",
         "token_sync_clients[3].services names unknown service(s) x, y (known: qwen3-micro, "
-        "qwen3-mini, qwen3-medium, comfyui, turbo)",
+        "qwen3-mini, qwen3-medium, openai-gateway, comfyui, turbo)",
         "token_sync_clients[4].path '/c\\x7f.env' must be an absolute file path without '..'",
         "token_sync_clients[5].mode '600' must be a quoted octal mode such as '0600'",
     ]
