@@ -32,6 +32,10 @@ class Service:
     hostname: str | None = None
     gpus: tuple[int, ...] = ()
     source: str = ""
+    #: the model names it serves (vLLM, the OpenAI gateway)
+    served_model_names: tuple[str, ...] = ()
+    #: the clients it knows by name (the OpenAI gateway)
+    clients: tuple[str, ...] = ()
 
     @property
     def health_url(self) -> str:
@@ -40,6 +44,8 @@ class Service:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["gpus"] = list(self.gpus)
+        data["served_model_names"] = list(self.served_model_names)
+        data["clients"] = list(self.clients)
         data["health_url"] = self.health_url
         return data
 
@@ -150,6 +156,8 @@ def host_view(
                 hostname=rec.get("hostname"),
                 gpus=tuple(int(g) for g in rec.get("gpus") or []),
                 source=str(rec.get("source") or ""),
+                served_model_names=tuple(str(n) for n in rec.get("served_model_names") or []),
+                clients=tuple(str(c["name"]) for c in rec.get("clients") or []),
             )
         )
     plan = model.get("gpu_plan") or {}

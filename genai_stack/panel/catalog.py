@@ -82,8 +82,9 @@ KNOWN: dict[str, PlaybookInfo] = {
         ),
     )
 }
-#: imported by the other playbooks; never run on their own from the panel
-INTERNAL = frozenset({"stack_model", "secret", "gpu_host"})
+#: imported by the other playbooks, or read by a page of their own (usage: the Usage page);
+#: never run on their own from the panel's run form
+INTERNAL = frozenset({"stack_model", "secret", "gpu_host", "usage"})
 
 EXTRA_VARS_MAX = 2000
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -43,6 +43,9 @@ def record(kind: str, spec: dict[str, Any], source: str) -> dict[str, Any]:
         ),
         **KINDS[kind],
     }
+    for key in catalogue.KINDS[kind].record_keys:
+        if key != "served_model_names" and key in spec:
+            result[key] = spec[key]
     if spec.get("memory_share") not in (None, ""):
         # what the GPU plan needs; vLLM models and Forge instances get theirs from their own
         # normalizers, a single-spec service (ComfyUI) from here

@@ -229,6 +229,8 @@ class Fleet:
             "comfyui_qwen_auth_gpu": 0,
             "comfyui_qwen_auth_gpu_memory_share": 0.2,
             "genai_panel_port": base + 30,
+            # the fleet proves many hosts, not the gateway (test_production_ssh, test_operations)
+            "openai_gateway_enabled": False,
         }
 
     def write_inventory(self) -> None:

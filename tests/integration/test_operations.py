@@ -10,12 +10,14 @@ directory, compose project and ports by stack_vars.yml so it never touches a run
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 import requests
 import yaml
@@ -70,7 +72,7 @@ def stack() -> Iterator[None]:
     done = playbook("site.yml")
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
     yield
-    for project in ("itest-vllm", "itest-comfyui", "itest-forge"):  # by name: needs no files
+    for project in ("itest-vllm", "itest-comfyui", "itest-forge", "itest-gateway"):  # by name
         subprocess.run(
             ["docker", "compose", "-p", project, "down", "--timeout", "2"],
             capture_output=True,
@@ -166,6 +168,65 @@ def test_client_env_matches_the_services(stack: None) -> None:
     assert r.status_code == 200
 
 
+def test_one_openai_endpoint_serves_every_model_with_the_client_s_own_key(stack: None) -> None:
+    """The client .env points the official SDK at the gateway: it lists the three models, chats,
+    streams and calls a tool through it; a key it does not know is refused."""
+    values = client_values()
+    assert values["OPENAI_BASE_URL"] == "http://127.0.0.1:25100/v1"
+    config = json.loads((PROJECT.parent / "openai-gateway" / "config.json").read_text())
+    assert values["OPENAI_API_KEY"] not in json.dumps(config)  # only its hash is on the host
+    assert [c["key_sha256"] for c in config["clients"]] == [
+        hashlib.sha256(values["OPENAI_API_KEY"].encode()).hexdigest()
+    ]
+    client = openai.OpenAI(
+        base_url=values["OPENAI_BASE_URL"], api_key=values["OPENAI_API_KEY"], max_retries=0
+    )
+    assert sorted(m.id for m in client.models.list()) == [
+        "qwen3-medium", "qwen3-micro", "qwen3-mini"
+    ]  # fmt: skip
+    no_think = {"chat_template_kwargs": {"enable_thinking": False}}
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+    answer = client.chat.completions.create(
+        model="qwen3-mini", messages=ask, tools=[tool], extra_body=no_think  # type: ignore[list-item]
+    )
+    assert answer.choices[0].message.tool_calls[0].function.name == "get_weather"  # type: ignore[index,union-attr]
+    chunks = list(client.chat.completions.create(
+        model="qwen3-micro", messages=[{"role": "user", "content": "Say OK."}], stream=True,
+        extra_body=no_think))  # fmt: skip
+    assert len(chunks) > 1 and all(c.choices for c in chunks)  # no usage-only chunk unasked
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=values["OPENAI_BASE_URL"], api_key="x" * 48,
+                      max_retries=0).models.list()  # fmt: skip
+
+
+def test_a_client_removed_from_the_inventory_is_refused_after_the_run(stack: None) -> None:
+    clients_dir = PROJECT.parent / "clients"
+    with_batch = {
+        "openai_gateway_clients": [{"name": "genai"}, {"name": "batch", "models": ["qwen3-micro"]}],
+        "token_sync_clients": [{"path": f"{clients_dir}/genai.env"},
+                               {"path": f"{clients_dir}/batch.env", "gateway_client": "batch"}],
+    }  # fmt: skip
+    done = playbook("site.yml", "--tags", "gateway,token_sync", "-e", json.dumps(with_batch))
+    assert done.returncode == 0, done.stdout[-5000:]
+    batch = secret_value(clients_dir / "batch.env", "OPENAI_API_KEY")
+    assert batch != client_values()["OPENAI_API_KEY"]
+    url = client_values()["OPENAI_BASE_URL"]
+    batch_client = openai.OpenAI(base_url=url, api_key=batch, max_retries=0)
+    assert [m.id for m in batch_client.models.list()] == ["qwen3-micro"]
+    with pytest.raises(openai.NotFoundError):
+        batch_client.chat.completions.create(
+            model="qwen3-mini", messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+    done = playbook("site.yml", "--tags", "gateway")
+    assert done.returncode == 0, done.stdout[-5000:]
+    assert "refuses removed client batch" in done.stdout
+    with pytest.raises(openai.AuthenticationError):
+        batch_client.models.list()
+    genai = openai.OpenAI(base_url=url, api_key=client_values()["OPENAI_API_KEY"], max_retries=0)
+    assert len(genai.models.list().data) == 3
+
+
 def started(project: str) -> dict[str, str]:
     """Each container of a compose project -> when it last started (restart or recreation)."""
     ids = container_ids(project)
@@ -191,7 +252,8 @@ def test_rotate_tokens_everything_follows_and_nothing_leaks(stack: None) -> None
     done = playbook("playbooks/rotate_tokens.yml", "-vvv")
     assert done.returncode == 0, done.stdout[-5000:]
     new = client_values()
-    secrets = ("VLLM_API_KEY", "COMFYUI_TOKEN", "FORGE_PASSWORD", "FORGE_WEB_TOKEN")
+    secrets = ("VLLM_API_KEY", "COMFYUI_TOKEN", "FORGE_PASSWORD", "FORGE_WEB_TOKEN",
+               "OPENAI_API_KEY")  # fmt: skip
     for key in secrets:
         assert new[key] != old[key], f"{key} did not change"
     assert new["VLLM_API_KEY"] == api_key()
@@ -212,6 +274,9 @@ def test_rotate_tokens_everything_follows_and_nothing_leaks(stack: None) -> None
         url = f"http://127.0.0.1:{port}/v1/models"
         assert get(url, headers={"Authorization": f"Bearer {old['VLLM_API_KEY']}"}) == 401
         assert get(url, headers={"Authorization": f"Bearer {new['VLLM_API_KEY']}"}) == 200
+    gateway = new["OPENAI_BASE_URL"] + "/models"
+    assert get(gateway, headers={"Authorization": f"Bearer {old['OPENAI_API_KEY']}"}) == 401
+    assert get(gateway, headers={"Authorization": f"Bearer {new['OPENAI_API_KEY']}"}) == 200
     comfy = new["COMFYUI_BASE_URL"] + "/system_stats"
     assert get(comfy, headers={"Authorization": f"Bearer {old['COMFYUI_TOKEN']}"}) == 401
     assert get(comfy, headers={"Authorization": f"Bearer {new['COMFYUI_TOKEN']}"}) == 200

@@ -98,7 +98,16 @@ def test_the_example_filled_in_is_accepted(tmp_path: Path) -> None:
     assert not found["iis-host"].get("failed"), found["iis-host"].get("msg")
     model = found["gpu-host"]["model"]
     names = [s["name"] for s in model["services"]]
-    assert names == ["qwen3-micro", "qwen3-mini", "qwen3-medium", "comfyui", "turbo", "main"]
+    assert names == [
+        "qwen3-micro", "qwen3-mini", "qwen3-medium", "openai-gateway", "comfyui", "turbo", "main"
+    ]  # fmt: skip
+    gateway = model["specs"]["openai_gateway"][0]
+    assert (gateway["port"], gateway["hostname"]) == (5100, "api.vllm.myia.io")
+    assert gateway["served_model_names"] == ["qwen3-medium", "qwen3-micro", "qwen3-mini"]
+    # published by IIS like the others, streamed unbuffered
+    iis = found["iis-host"]["model"]["proxies"]["iis_reverse_proxy"]
+    rule = next(r for r in iis if r["name"] == "openai-gateway")
+    assert (rule["hostname"], rule["streaming"]) == ("api.vllm.myia.io", True)
     assert {g["index"]: g["memory_share"] for g in model["gpu_plan"]["gpus"]} == {
         0: 1.0, 1: 0.85, 2: 0.9
     }  # fmt: skip

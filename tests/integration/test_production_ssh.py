@@ -253,6 +253,10 @@ class Lab(SshHost):
             vllm_qwen3_project_name=f"{self.kind}{self.distro}-vllm",
             comfyui_qwen_auth_project_name=f"{self.kind}{self.distro}-comfyui",
             forge_turbo_project_name=f"{self.kind}{self.distro}-forge",
+            openai_gateway_project_name=f"{self.kind}{self.distro}-gateway",
+            openai_gateway_port=base + 40,
+            # no registry here: the gateway is built from the debootstrapped Debian 12
+            openai_gateway_base_image="local/debian:12",
             vllm_qwen3_models=vllm_models,
             comfyui_qwen_auth_port=base + 10,
             forge_turbo_instances=instances,

@@ -46,6 +46,32 @@ def read(v: Values) -> list[dict[str, Any]]:
     )
 
 
+def conversation(model: str) -> list[dict[str, Any]]:
+    """A chat, a tool call and its result answered, with ``model``: what proves an OpenAI
+    endpoint serves tool calling (vLLM's own checks and the gateway's, through it)."""
+    no_think = {"enable_thinking": False}
+    call = {"id": "call-validate", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip
+    chat = "/v1/chat/completions"
+    return [
+        {"what": "chat completion", "path": chat, "expect": {
+            "body": {"model": model, "messages": [{"role": "user", "content": "Say OK."}],
+                     "max_tokens": 16, "chat_template_kwargs": no_think},
+            "json_path": "choices.0.message.role", "json_value": "assistant"}},
+        {"what": "tool call", "path": chat, "expect": {
+            "body": {"model": model, "messages": [_ASK], "tools": [_TOOL],
+                     "tool_choice": "auto", "chat_template_kwargs": no_think},
+            "json_path": "choices.0.message.tool_calls.0.function.name",
+            "json_value": "get_weather"}},
+        {"what": "tool result answered", "path": chat, "expect": {
+            "body": {"model": model, "tools": [_TOOL], "chat_template_kwargs": no_think,
+                     "messages": [_ASK, {"role": "assistant", "content": None, "tool_calls": [call]},
+                                  {"role": "tool", "tool_call_id": "call-validate",
+                                   "content": '{"temperature_c": 18}'}]},
+            "json_path": "choices.0.finish_reason", "json_value": "stop"}},
+    ]  # fmt: skip
+
+
 def checks(rec: dict[str, Any], creds: Mapping[str, Any]) -> list[Check]:
     """/health; 401 without key; every served name listed; a chat; a tool call round trip."""
     key = creds.get("vllm_api_key")
@@ -59,26 +85,9 @@ def checks(rec: dict[str, Any], creds: Mapping[str, Any]) -> list[Check]:
     for served in rec["served_model_names"]:
         checks.append(check(rec, f"lists {served}", "/v1/models", auth=bearer,
                             json_contains={"path": "data", "value": {"id": served}}))  # fmt: skip
-    model = rec["served_model_names"][0]
-    no_think = {"enable_thinking": False}
-    checks.append(check(rec, "chat completion", "/v1/chat/completions", method="POST", auth=bearer,
-        body={"model": model, "messages": [{"role": "user", "content": "Say OK."}],
-              "max_tokens": 16, "chat_template_kwargs": no_think},
-        json_path="choices.0.message.role", json_value="assistant"))  # fmt: skip
-    checks.append(check(rec, "tool call", "/v1/chat/completions", method="POST", auth=bearer,
-        body={"model": model, "messages": [_ASK], "tools": [_TOOL],
-              "tool_choice": "auto", "chat_template_kwargs": no_think},
-        json_path="choices.0.message.tool_calls.0.function.name",
-        json_value="get_weather"))  # fmt: skip
-    call = {"id": "call-validate", "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip
-    checks.append(check(rec, "tool result answered", "/v1/chat/completions", method="POST",
-        auth=bearer,
-        body={"model": model, "tools": [_TOOL], "chat_template_kwargs": no_think,
-              "messages": [_ASK, {"role": "assistant", "content": None, "tool_calls": [call]},
-                           {"role": "tool", "tool_call_id": "call-validate",
-                            "content": '{"temperature_c": 18}'}]},
-        json_path="choices.0.finish_reason", json_value="stop"))  # fmt: skip
+    for probe in conversation(rec["served_model_names"][0]):
+        checks.append(check(rec, probe["what"], probe["path"], method="POST", auth=bearer,
+                            **probe["expect"]))  # fmt: skip
     return checks
 
 

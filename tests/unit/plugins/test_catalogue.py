@@ -650,7 +650,7 @@ def test_a_new_kind_is_one_module_in_kinds(tmp_path: Path) -> None:
                           check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
-    assert got["kinds"] == ["vllm", "comfyui", "forge", "whisper"]
+    assert got["kinds"] == ["vllm", "openai_gateway", "comfyui", "forge", "whisper"]
     assert got["url"] == "http://127.0.0.1:9100"
     assert got["checks"] == [{"name": "whisper: health", "url": "http://127.0.0.1:9100/health"}]
     assert got["env"] == {"WHISPER_BASE_URL": "http://127.0.0.1:9100"}
