@@ -1204,6 +1204,7 @@ class StandinServer(ThreadingHTTPServer):
     """Threading HTTP server holding the stand-in's state."""
 
     daemon_threads = True
+    request_queue_size = 2048  # uvicorn's --backlog default (socketserver's is 5)
     config: ServerConfig
 
     def __init__(self, address: tuple[str, int], config: ServerConfig) -> None:
