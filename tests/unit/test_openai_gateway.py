@@ -3,10 +3,10 @@ it (``python -m genai_gateway``) in front of vLLM stand-ins (tests/standins/vllm
 with the official ``openai`` SDK as the client (``max_retries=0``: the SDK retries 429 and 5xx).
 
 Backends of the module's gateway: ``micro`` (a keyed stand-in with tool calls and reasoning),
-``mini`` (no key, two served names), ``slow`` (a stand-in spacing its events by 50 ms), ``capture``
-(an in-process server that records the raw bytes it is sent), ``silent`` (accepts, reads, never
-answers a POST) and ``down`` (nothing listens). Tests that stop, kill or time out a backend run a
-gateway of their own."""
+``mini`` (no key, two served names, a comment line in each streamed event), ``slow`` (a stand-in
+spacing its events by 50 ms), ``capture`` (an in-process server that records the raw bytes it is
+sent), ``silent`` (accepts, reads, never answers a POST) and ``down`` (nothing listens). Tests
+that stop, kill or time out a backend run a gateway of their own."""
 
 from __future__ import annotations
 
@@ -326,7 +326,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     servers = [
         start(directory, *micro_args(), serve=True, wait=False),
         start(directory, "--model", "Qwen/Qwen3-1.7B", "--served-model-name", "qwen3-mini",
-              "qwen3-mini-alias", "--max-model-len", "4096", wait=False),
+              "qwen3-mini-alias", "--max-model-len", "4096", wait=False,
+              env={"STANDIN_EVENT_TIMES": "1"}),  # SSE comment lines in its streams
         start(directory, *slow_args("qwen3-slow", BACKEND_KEYS["slow"]), serve=True,
               env={"STANDIN_CHUNK_DELAY": "0.05"}, wait=False),
     ]  # fmt: skip
@@ -529,6 +530,22 @@ def test_stream_keeps_the_usage_event_when_the_client_asks(stack: Stack) -> None
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.prompt_tokens == 3
     assert last_request(stack.micro)["body"]["stream_options"] == {"include_usage": True}
+
+
+def test_events_with_comment_lines_are_read_too(stack: Stack) -> None:
+    """The mini stand-in starts each event with an SSE comment line: the usage event is still
+    found, counted and taken out."""
+    client = stack.gateway.client("limited")
+    messages = [{"role": "user", "content": "comments"}]
+    plain = client.chat.completions.create(model="qwen3-mini", messages=messages)
+    assert plain.usage is not None
+    chunks = list(
+        client.chat.completions.create(model="qwen3-mini", messages=messages, stream=True)
+    )
+    assert all(c.choices for c in chunks)
+    tokens = 2 * plain.usage.completion_tokens
+    line = f'genai_gateway_completion_tokens_total{{client="limited",model="qwen3-mini"}} {tokens}'
+    assert line in stack.gateway.metrics()
 
 
 # ---- refusals -----------------------------------------------------------------------------------

@@ -394,9 +394,12 @@ class Gateway:
         """Read the usage of the events holding one; drop the usage-only event if asked."""
         kept: list[bytes] = []
         for event in events.split(b"\n\n")[:-1]:
-            if USAGE_KEY in event and event.startswith(b"data:"):
+            if USAGE_KEY in event:
+                data = b"\n".join(
+                    line[5:] for line in event.split(b"\n") if line.startswith(b"data:")
+                )
                 try:
-                    chunk = json.loads(event[5:])
+                    chunk = json.loads(data)
                 except ValueError:
                     chunk = None
                 if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):

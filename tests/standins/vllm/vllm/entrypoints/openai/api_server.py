@@ -24,6 +24,9 @@ Stand-in-only knobs (environment):
                            can act mid-stream. A client that goes away mid-stream is counted
                            as vLLM counts an aborted request (request_success_total with
                            finished_reason="abort"), not as a finished one.
+  STANDIN_EVENT_TIMES=1    each streamed event starts with an SSE comment line
+                           ``: sent <time.monotonic_ns()>`` (clients ignore comments), so a
+                           bench on this machine can time each event from its write.
 Stand-in-only paths (no auth): GET /standin/report returns the start-up report;
 GET /standin/requests the last 200 requests to /v1 as they came (method, path, the sha256 of
 the Authorization header or null, the JSON body), so tests check what the project sent rather
@@ -773,6 +776,7 @@ class ServerConfig:
     fail_after_load: bool
     report: JsonDict = field(default_factory=dict)
     chunk_delay: float = 0.0
+    event_times: bool = False
 
     @property
     def auto_tools(self) -> bool:
@@ -825,6 +829,7 @@ def build_config(
         fingerprint=system_fingerprint(args, model),
         fail_after_load=env.get("STANDIN_FAIL", "") == "1",
         chunk_delay=chunk_delay(env),
+        event_times=env.get("STANDIN_EVENT_TIMES", "") == "1",
     )
     quantization = args.quantization.lower() if args.quantization else None
     utilization = args.gpu_memory_utilization
@@ -2224,13 +2229,15 @@ class StandinHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         delay = self.server.config.chunk_delay
+        stamp = self.server.config.event_times
         counted = False
         try:
             for index, item in enumerate(chunks):
                 if delay and index:
                     time.sleep(delay)
                 payload = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
-                write(f"data: {payload}\n\n".encode())
+                sent = f": sent {time.monotonic_ns()}\n" if stamp else ""
+                write(f"{sent}data: {payload}\n\n".encode())
             self.server.count(completion)
             counted = True
             write(b"data: [DONE]\n\n")
