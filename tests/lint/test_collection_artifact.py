@@ -282,6 +282,8 @@ DEV_TOOLS = [
     "python-dotenv",  # the dotenv round-trip tests
     "httpx2",  # starlette's TestClient (the panel's tests)
     "ruff",  # tests/lint/test_lint.py
+    "openai",  # the official SDK as the OpenAI gateway's client in its tests
+    "aiohttp",  # the OpenAI gateway's program, run from its source in the tests and the bench
 ]
 
 

@@ -230,11 +230,12 @@ def checks(rec: dict[str, Any], creds: Mapping[str, Any]) -> list[Check]:
         for probe in vllm_kind.conversation(served):
             result.append(check(rec, f"{served}: {probe['what']}", probe["path"], method="POST",
                                 auth=bearer, **probe["expect"]))  # fmt: skip
-        result.append(check(rec, f"{served}: streamed chat", "/v1/chat/completions",
-            method="POST", auth=bearer, body_contains="data: [DONE]",
-            body={"model": served, "stream": True, "max_tokens": 8,
+        stream = {"model": served, "stream": True, "max_tokens": 8,
                   "messages": [{"role": "user", "content": "Say OK."}],
-                  "chat_template_kwargs": {"enable_thinking": False}}))  # fmt: skip
+                  "chat_template_kwargs": {"enable_thinking": False}}  # fmt: skip
+        result.append(check(rec, f"{served}: streamed chat", "/v1/chat/completions",
+                            method="POST", auth=bearer, body=stream,
+                            body_contains="data: [DONE]"))  # fmt: skip
     return result
 
 

@@ -40,7 +40,7 @@ FILTERS = {
     "genai_client_env": ["genai_client_env"],
     "genai_health_checks": ["genai_health_checks"],
     "genai_services": ["genai_services"],
-    "openai_gateway": ["openai_gateway_keys", "openai_gateway_config"],
+    "openai_gateway_keys": ["openai_gateway_keys", "openai_gateway_config"],
     "proxy_rules": ["proxy_rules"],
     "reach_url": ["reach_url"],
     "redact_credentials": ["redact_credentials"],
