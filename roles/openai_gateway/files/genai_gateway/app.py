@@ -449,7 +449,7 @@ class Gateway:
         results = await asyncio.gather(*(self.backend_models(b) for b in backends))
         data = [
             entry
-            for entries, _ in results
+            for entries, _reason in results
             if entries is not None
             for entry in entries
             if client.may_use(entry["id"])
