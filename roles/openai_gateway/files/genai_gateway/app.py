@@ -246,7 +246,16 @@ class Gateway:
     async def _forward(
         self, request: web.Request, client: Client, call: Call
     ) -> web.StreamResponse:
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            call.status = 413
+            return errors.response(
+                413,
+                f"The request body is larger than {MAX_BODY // 1024 // 1024} MiB.",
+                "invalid_request_error",
+                None,
+            )
         try:
             data = json.loads(body)
         except ValueError:
