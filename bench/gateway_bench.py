@@ -217,8 +217,13 @@ def start_rig(directory: Path, haproxy: str) -> Rig:
             "usage_flush_seconds": 5,
         }
         (directory / "gateway.json").write_text(json.dumps(config))
-        env = {**os.environ, "PYTHONPATH": str(GATEWAY), "BENCH_BACKEND_KEY": BACKEND_KEY,
-               "GATEWAY_CONFIG": str(directory / "gateway.json")}  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(GATEWAY),
+            "BENCH_BACKEND_KEY": BACKEND_KEY,
+            "GATEWAY_CONFIG": str(directory / "gateway.json"),
+            "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ in files/, the image's context
+        }
         gateway = spawn([sys.executable, "-m", "genai_gateway"], env, "gateway.log")
         wait_listening(gateway_port, gateway, "the gateway")
 

@@ -34,8 +34,12 @@ from tests.unit.test_vllm_standin import Server, free_port, start
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_ROOT = ROOT / "roles" / "openai_gateway" / "files"
 sys.path.insert(0, str(GATEWAY_ROOT))
+# no __pycache__ in the role's files/: the role copies that folder as the image's build context
+sys.dont_write_bytecode, WROTE_BYTECODE = True, sys.dont_write_bytecode
 
 from genai_gateway import auth, config, usage
+
+sys.dont_write_bytecode = WROTE_BYTECODE
 
 KEYS = {
     "genai": "gw-genai-3f1d0c9a7b5e4d2c8a6f0e1d2c3b4a59",
