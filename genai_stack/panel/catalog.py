@@ -145,14 +145,20 @@ def _parse_mapping(text: str) -> dict[str, Any]:
     return data
 
 
-def backups(root: Path) -> list[str]:
-    """The backup stamps that exist (``<root>/backups/<host>/<stamp>/``), newest first."""
+def backups(root: Path, inventories: list[Path] | None = None) -> list[str]:
+    """The backup stamps that exist (``<root>/backups/<inventory>/<host>/<stamp>/``) for the
+    panel's inventories (each named by its directory, as ``inventory_dir``; every inventory's
+    when none is named), newest first."""
     base = root / "backups"
     if not base.is_dir():
         return []
+    names = {p.parent.name if p.is_file() else p.name for p in inventories or []}
+    chosen = [base / n for n in sorted(names)] if names else list(base.iterdir())
     stamps = {
         stamp.name
-        for host in base.iterdir()
+        for inventory in chosen
+        if inventory.is_dir()
+        for host in inventory.iterdir()
         if host.is_dir()
         for stamp in host.iterdir()
         if stamp.is_dir() and _STAMP.match(stamp.name)

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from genai_stack.driver import Driver, DriverError
@@ -122,7 +123,10 @@ class RunManager:
         return catalog.offered(list(self.driver.playbooks()))
 
     def backups(self) -> list[str]:
-        return catalog.backups(self.driver.project.root)
+        named = [Path(p) for p in self.driver.inventory_paths(self.inventory)]
+        default = self.driver.project.configured_inventory()
+        inventories = named or ([default] if default else [])
+        return catalog.backups(self.driver.project.root, inventories)
 
     def validate(
         self,

@@ -435,8 +435,8 @@ def test_restore_from_the_form_sends_the_picked_backup(panel: str, tmp_path: Pat
     from playwright.sync_api import expect, sync_playwright
 
     stamp = "19700101T000000-e2e-" + tmp_path.name[-12:]
-    host_dir = ROOT / "backups" / HOST
-    made = [p for p in (ROOT / "backups", host_dir) if not p.exists()]
+    host_dir = ROOT / "backups" / "demo" / HOST
+    made = [p for p in (ROOT / "backups", host_dir.parent, host_dir) if not p.exists()]
     (host_dir / stamp).mkdir(parents=True)
     try:
         with sync_playwright() as pw:

@@ -689,9 +689,14 @@ def test_restore_takes_backup_from_among_the_backups_that_exist(
         yaml.safe_dump([{"name": "Restore", "hosts": "all", "gather_facts": False, "tasks": [
             {"name": "Show", "ansible.builtin.debug": {"msg": "from={{ backup_from }}"}}]}])
     )  # fmt: skip
-    (project.root / "backups" / "node-b" / "20250101T000000").mkdir(parents=True)
+    # backups/<inventory>/<host>/<stamp>: this project's inventory is its root's hosts.yml
+    (project.root / "backups" / project.root.name / "node-b" / "20250101T000000").mkdir(
+        parents=True
+    )
+    (project.root / "backups" / "other" / "node-b" / "20240101T000000").mkdir(parents=True)
     page = logged_in.get("/").text
     assert '<option value="20250101T000000"' in page
+    assert "20240101T000000" not in page  # another inventory's
     missing = post_run(logged_in, playbook="restore", limit="node-b", confirmed="yes")
     assert missing.status_code == 400 and "needs backup_from" in missing.text
     unknown = post_run(logged_in, playbook="restore", limit="node-b", confirmed="yes",
