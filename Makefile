@@ -14,7 +14,7 @@ demo: setup  ## the whole stack on the local docker with stand-ins
 	@bash scripts/demo_summary.sh
 
 demo-down:
-	ansible-playbook site.yml -l gpu-host --tags vllm,comfyui,forge -e vllm_qwen3_state=absent -e comfyui_qwen_auth_state=absent -e forge_turbo_state=absent
+	ansible-playbook site.yml -l gpu-host --tags vllm,comfyui,forge,gateway -e vllm_qwen3_state=absent -e comfyui_qwen_auth_state=absent -e forge_turbo_state=absent -e openai_gateway_state=absent
 
 test: setup  ## everything CI runs: lint, unit tests, molecule scenarios
 	@bash scripts/test.sh
@@ -33,6 +33,7 @@ bench: setup
 	$(VENV)/python bench/compose_engine_bench.py
 	$(VENV)/python bench/many_hosts_bench.py
 	$(VENV)/python bench/status_bench.py
+	$(VENV)/python bench/gateway_bench.py
 
 mutate: setup  ## mutation testing of plugins/module_utils and plugins/filter (mutmut): score per file, survivors
 	@bash scripts/mutate.sh
