@@ -226,7 +226,9 @@ def build(
         "proxies": proxies,
         "clients": clients,
         "ports": ports,
-        "kinds": {k.name: {"role": k.role, "variable": k.variable} for k in scope},
+        "kinds": {
+            k.name: {"role": k.role, "variable": k.variable, "tag": k.tag or k.name} for k in scope
+        },
     }
 
 

@@ -48,8 +48,10 @@ class Kind:
     #: for a kind set by one variable per field (ComfyUI): field -> variable, for messages;
     #: otherwise a field is ``<source>.<field>`` (vllm_qwen3_models[1].port)
     fields: dict[str, str] = field(default_factory=dict)
-    #: where the kind sorts among the others (start of the client .env, tables, the panel)
+    #: where the kind sorts among the others (deploy order, client .env, tables, the panel)
     order: int = 100
+    #: the tag of its role in site.yml (``--tags``/``--skip-tags``); the kind's name by default
+    tag: str = ""
 
     def where(self, rec: dict[str, Any], key: str) -> str:
         """The variable that sets ``key`` of a record of this kind."""

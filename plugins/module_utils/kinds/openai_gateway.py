@@ -300,4 +300,5 @@ KIND = Kind(
         "hostname": "openai_gateway_hostname",
     },
     order=15,
+    tag="gateway",
 )

@@ -528,7 +528,13 @@ def test_the_model_lists_every_port_with_its_variable() -> None:
     assert model["kinds"]["comfyui"] == {
         "role": "comfyui_qwen_auth",
         "variable": "comfyui_qwen_auth_port",
+        "tag": "comfyui",
     }
+    # site.yml includes the kinds' roles in this order, each with its tag
+    assert [(k["role"], k["tag"]) for k in model["kinds"].values()] == [
+        ("vllm_qwen3", "vllm"), ("openai_gateway", "gateway"),
+        ("comfyui_qwen_auth", "comfyui"), ("forge_turbo", "forge"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
