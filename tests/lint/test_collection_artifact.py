@@ -284,6 +284,7 @@ DEV_TOOLS = [
     "ruff",  # tests/lint/test_lint.py
     "openai",  # the official SDK as the OpenAI gateway's client in its tests
     "aiohttp",  # the OpenAI gateway's program, run from its source in the tests and the bench
+    "huggingface_hub",  # the real hub client: judges hf_fetch's cache and the hub stand-in
 ]
 
 
