@@ -164,7 +164,9 @@ def test_real_client_accepts_the_standin_through_hf_endpoint(
     assert answer["siblings"]["model.safetensors"][2] == files["model.safetensors"].sha256
     assert Path(answer["folder"]).name == commit
     for path in files:
-        assert (Path(answer["folder"]) / path).read_bytes() == content(hub, "Org/Tiny", commit, path)
+        assert (Path(answer["folder"]) / path).read_bytes() == content(
+            hub, "Org/Tiny", commit, path
+        )
     # the LFS file came from the CDN origin, without the client's Authorization
     cdn = [s for s in hub.requests if s.path.startswith("/cdn/")]
     assert [s.file for s in cdn] == ["Org/Tiny/model.safetensors"]
@@ -237,7 +239,7 @@ def test_allow_patterns_and_the_tree_listing_the_client_reads(
     folder = snapshot_download("Org/Tiny", revision=commit, cache_dir=cache, local_files_only=True,
                                allow_patterns=["*.json", "extra/"])  # fmt: skip
     assert Path(folder).name == commit
-    with pytest.raises(IncompleteSnapshotError, match="model.safetensors"):
+    with pytest.raises(IncompleteSnapshotError, match=r"model\.safetensors"):
         snapshot_download("Org/Tiny", revision=commit, cache_dir=cache, local_files_only=True)
 
 
@@ -360,7 +362,9 @@ def test_gated_repository_needs_a_granted_token(
     assert hub.bytes_served("Org/Gated") == 0 and not cache.exists()
 
     code, result, _ = run({"repo": "Org/Gated", "cache_dir": str(cache), "token": OTHER_TOKEN})
-    assert code == 1 and "has no access" in result["msg"] and "vault_genai_hf_token" in result["msg"]
+    assert (
+        code == 1 and "has no access" in result["msg"] and "vault_genai_hf_token" in result["msg"]
+    )
     assert not cache.exists()
 
     hub.reset_counts()
@@ -384,9 +388,7 @@ def test_two_fetches_of_one_commit_give_identical_snapshots(
     assert "refs/main" not in a  # a commit asked for: no branch recorded
 
 
-def test_check_mode_lists_and_writes_nothing(
-    run: Runner, hub: HubStandin, tmp_path: Path
-) -> None:
+def test_check_mode_lists_and_writes_nothing(run: Runner, hub: HubStandin, tmp_path: Path) -> None:
     cache = tmp_path / "c"
     code, result, _ = run({"repo": "Org/Tiny", "cache_dir": str(cache)}, check=True, diff=True)
     commit = hub.repos["Org/Tiny"].refs["main"]
