@@ -42,7 +42,9 @@ import hashlib
 import http.client
 import json
 import os
+import queue
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -53,6 +55,9 @@ COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 CHUNK = 1 << 20
 MIB = 1 << 20
 PROGRESS_EVERY = 1.0  # seconds between two progress reports of a download
+#: hash in a thread of its own, overlapping the reads and writes (hashlib releases the GIL);
+#: None: when the host has at least 4 CPUs to run on (with fewer, the switches cost more)
+HASH_THREAD: bool | None = None
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by huggingface_hub.\n"
@@ -316,14 +321,17 @@ class Hub:
             partial = blob + ".incomplete"
             state = _Partial(partial, file)
             failures = 0
-            while state.size < file.size:
-                try:
-                    self._fetch_rest(url, state, progress)
-                except TransferError:
-                    failures += 1
-                    if failures > retries:
-                        raise
-                    time.sleep(retry_delay * min(2 ** (failures - 1), 30))
+            try:
+                while state.size < file.size:
+                    try:
+                        self._fetch_rest(url, state, progress)
+                    except TransferError:
+                        failures += 1
+                        if failures > retries:
+                            raise
+                        time.sleep(retry_delay * min(2 ** (failures - 1), 30))
+            finally:
+                state.digest.close()
             actual = state.digest.hexdigest()
             expected = file.sha256 if file.sha256 is not None else file.blob_id
             if state.size != file.size or actual != expected:
@@ -392,7 +400,7 @@ class _Partial:
         self.path = path
         self.file = file
         self.fetched = 0
-        self.digest = file.hasher()
+        self.digest = _Digest(file)
         self.size = 0
         if os.path.exists(path):
             if os.path.getsize(path) > file.size:
@@ -411,8 +419,62 @@ class _Partial:
     def restart(self) -> None:
         with open(self.path, "wb"):
             pass
-        self.digest = self.file.hasher()
+        self.digest.close()
+        self.digest = _Digest(self.file)
         self.size = 0
+
+
+def _hash_thread() -> bool:
+    if HASH_THREAD is not None:
+        return HASH_THREAD
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return cpus >= 4
+
+
+class _Digest:
+    """The file's hash, fed in the download's order; in a thread of its own (``HASH_THREAD``)
+    it overlaps the network and the disk instead of adding to them."""
+
+    def __init__(self, file: RemoteFile) -> None:
+        self._hash = file.hasher()
+        self._queue: queue.Queue | None = None
+        self._error: BaseException | None = None
+        if _hash_thread():
+            self._queue = queue.Queue(maxsize=16)
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            piece = self._queue.get()
+            if piece is None:
+                return
+            try:
+                self._hash.update(piece)
+            except Exception as exc:  # pylint: disable=broad-exception-caught (handed back)
+                self._error = exc
+
+    def update(self, piece: bytes) -> None:
+        if self._queue is not None:
+            self._queue.put(piece)
+        else:
+            self._hash.update(piece)
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+        if self._error is not None:
+            raise self._error
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._hash.hexdigest()
 
 
 def _fsync(path: str) -> None:

@@ -30,7 +30,9 @@ after that many body bytes, ``once`` by default), ``corrupt`` (serve wrong bytes
 :meth:`HubStandin.bytes_served`) so a test can tell that a resume fetched only the rest.
 
 Run it: ``python hub_standin.py --port 8080 --repos repos.json`` (``--port 0``: a free port;
-the first line printed is ``listening on http://127.0.0.1:<port>``). Standard library only.
+the first line printed is ``listening on http://127.0.0.1:<port>``; ``--rate``, ``--drop-after``:
+the knobs for every file; ``GET /standin/stats``: the requests and bytes served so far).
+Standard library only.
 """
 
 from __future__ import annotations
@@ -344,7 +346,9 @@ class HubHandler(BaseHTTPRequestHandler):
         with self.standin.lock:
             self.standin.requests.append(record)
         try:
-            if parts[:2] == ["api", "models"]:
+            if parts == ["standin", "stats"]:
+                self.stats(record)
+            elif parts[:2] == ["api", "models"]:
                 self.api(record, parts[2:], query)
             elif parts[:1] == ["cdn"] and len(parts) >= 4:
                 self.cdn(record, parts[1:])
@@ -354,6 +358,13 @@ class HubHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def stats(self, record: Served) -> None:
+        """Stand-in-only: the requests served so far and the body bytes of files."""
+        with self.standin.lock:
+            served = [vars(s).copy() for s in self.standin.requests if s is not record]
+        self.json(record, {"bytes_served": sum(s["bytes"] for s in served if s["file"]),
+                           "requests": served})  # fmt: skip
 
     def find_repo(self, parts: list[str]) -> tuple[Repo | None, list[str]]:
         for n in (2, 1):
@@ -655,10 +666,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cdn-host", default="localhost")
     parser.add_argument("--repos", required=True, help="a JSON file or a directory")
     parser.add_argument("--rate", type=float, help="bytes per second, every file")
+    parser.add_argument("--drop-after", type=int, help="drop the first file response after N bytes")
     args = parser.parse_args(argv)
     hub = HubStandin(load_repos(args.repos), host=args.host, port=args.port, cdn_host=args.cdn_host)
-    if args.rate:
-        hub.fault(rate=args.rate)
+    if args.rate or args.drop_after:
+        hub.fault(rate=args.rate, drop_after=args.drop_after)
     hub.start()
     print(f"listening on {hub.endpoint}", flush=True)
     try:

@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.module_utils import basic
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import IncompleteSnapshotError
 
 from ansible_collections.myia.genai_stack.plugins.module_utils import hf_hub
 from ansible_collections.myia.genai_stack.plugins.modules import hf_fetch
 from tests.standins.hfhub.hub_standin import Generated, HubStandin, Repo
+from tests.unit.plugins.conftest import ModuleRun, RunModule
 
 TOKEN = "hf_GrantedToken0123456789abcdef"
 OTHER_TOKEN = "hf_NotGranted0123456789abcdef"
 MB = 1_000_000
 
-Runner = Callable[..., tuple[int, dict[str, Any], str]]
+Runner = Callable[..., ModuleRun]
 
 
 def tiny_files(seed: int = 1) -> dict[str, bytes | str | Generated]:
@@ -70,35 +70,16 @@ def fresh_repo(hub: HubStandin, name: str, files: dict[str, Any] | None = None) 
     return repo
 
 
-def run_module(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    args: dict[str, Any],
-    check: bool = False,
-    diff: bool = False,
-) -> tuple[int, dict[str, Any], str]:
-    payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check, "_ansible_diff": diff}}
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps(payload).encode())
-    if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
-    with pytest.raises(SystemExit) as exited:
-        hf_fetch.main()
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), json.loads(captured.out), captured.out + captured.err
-
-
 @pytest.fixture
-def run(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], hub: HubStandin
-) -> Runner:
+def run(run_module: RunModule, hub: HubStandin) -> Runner:
     """hf_fetch against the stand-in (fast resumes); no token ever in its output."""
 
-    def runner(args: dict[str, Any], **kwargs: bool) -> tuple[int, dict[str, Any], str]:
+    def runner(args: dict[str, Any], **kwargs: bool) -> ModuleRun:
         full = {"endpoint": hub.endpoint, "retry_delay": 0, "timeout": 10, **args}
-        code, result, raw = run_module(monkeypatch, capsys, full, **kwargs)
+        ran = run_module(hf_fetch, full, **kwargs)
         for secret in (TOKEN, OTHER_TOKEN):
-            assert secret not in raw
-        return code, result, raw
+            assert secret not in ran.output
+        return ran
 
     return runner
 
@@ -243,10 +224,12 @@ def test_allow_patterns_and_the_tree_listing_the_client_reads(
         snapshot_download("Org/Tiny", revision=commit, cache_dir=cache, local_files_only=True)
 
 
+@pytest.mark.parametrize("hash_thread", [False, True], ids=["hash-inline", "hash-thread"])
 def test_a_dropped_connection_resumes_in_the_next_run(
-    run: Runner, hub: HubStandin, tmp_path: Path
+    run: Runner, hub: HubStandin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hash_thread: bool
 ) -> None:
-    repo = fresh_repo(hub, "Dropped")
+    monkeypatch.setattr(hf_hub, "HASH_THREAD", hash_thread)
+    repo = fresh_repo(hub, f"Dropped-{hash_thread}")
     commit = repo.refs["main"]
     model = repo.commits[commit].files["model.safetensors"]
     hub.fault(repo.id, "model.safetensors", drop_after=MB + 12345)
@@ -288,8 +271,9 @@ def test_a_dropped_connection_resumes_within_the_run(
 
 
 def test_wrong_bytes_are_refused_and_the_good_snapshot_kept(
-    run: Runner, hub: HubStandin, tmp_path: Path
+    run: Runner, hub: HubStandin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(hf_hub, "HASH_THREAD", True)  # the inline hash: the resume test
     repo = fresh_repo(hub, "Corrupt")
     good = repo.refs["main"]
     cache = tmp_path / "c"
