@@ -112,7 +112,10 @@ def main() -> None:
     parser.add_argument(
         "--dir", help="where the files go (default: /dev/shm when it has room, else the temp dir)"
     )
+    parser.add_argument("--hash-thread", choices=["auto", "on", "off"], default="auto",
+                        help="hf_fetch's HASH_THREAD (auto: a thread with 4 CPUs or more)")  # fmt: skip
     args = parser.parse_args()
+    hf_hub.HASH_THREAD = {"auto": None, "on": True, "off": False}[args.hash_thread]
     size = args.size
     folder = args.dir
     if folder is None:
