@@ -455,7 +455,7 @@ class _Digest:
                 return
             try:
                 self._hash.update(piece)
-            except Exception as exc:  # pylint: disable=broad-exception-caught (handed back)
+            except Exception as exc:  # handed back to the downloader by close()
                 self._error = exc
 
     def update(self, piece: bytes) -> None:
@@ -580,6 +580,29 @@ class Cache:
         except (OSError, ValueError):
             pass
         return _write_if_changed(path, text)
+
+    def cached_snapshot(self, revision: str) -> Snapshot | None:
+        """The snapshot of ``revision`` (a commit, or a ref this cache recorded) from the tree
+        listing written when it was fetched; None when the cache cannot tell."""
+        commit = revision
+        if not COMMIT_RE.match(revision):
+            try:
+                with open(self.ref(revision), encoding="utf-8") as ref:
+                    commit = ref.read().strip()
+            except OSError:
+                return None
+        try:
+            with open(self.tree(commit), encoding="utf-8") as listing:
+                data = json.load(listing)
+            if data.get("format_version") != TREE_FORMAT_VERSION:
+                return None
+            files = [
+                RemoteFile(path, int(info["size"]), info["blob_id"], info.get("lfs_sha256"))
+                for path, info in data["files"].items()
+            ]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return Snapshot(self.repo, revision, commit, False, files, {f.path: f for f in files})
 
     def write_tag(self) -> bool:
         path = os.path.join(self.cache_dir, "CACHEDIR.TAG")

@@ -203,6 +203,14 @@ files:
       description: Whether this run downloaded it.
       type: bool
       sample: true
+offline:
+  description:
+    - Whether the hub was out of reach and the cache answered instead, as it does when the
+      commit (or the last commit fetched for the branch or tag) is complete there; a warning
+      says so. With files missing, an unreachable hub fails the task.
+  returned: success
+  type: bool
+  sample: false
 bytes_missing:
   description: Bytes missing before this run (a partial download counted as present).
   returned: success
@@ -330,8 +338,15 @@ def main() -> None:
 
     hub = hf_hub.Hub(endpoint, token=token, timeout=params["timeout"])
     cache = hf_hub.Cache(params["cache_dir"], repo)
+    offline = None  # why the hub could not be asked, when the cache answered instead
     try:
         snapshot = hub.resolve(repo, params["revision"])
+    except hf_hub.TransferError as exc:
+        # the hub out of reach: a commit (or a ref recorded here) complete in the cache will do
+        cached = cache.cached_snapshot(params["revision"])
+        if cached is None:
+            fail(f"{repo}@{params['revision']}: {exc}")
+        snapshot, offline = cached, str(exc)
     except hf_hub.HubError as exc:
         fail(f"{repo}@{params['revision']}: {exc}")
     snapshot.files = hf_hub.select(snapshot.files, params["allow_patterns"])
@@ -341,6 +356,16 @@ def main() -> None:
     result.update(commit=snapshot.commit, pinned=snapshot.pinned,
                   snapshot=os.path.join(cache.storage, "snapshots", snapshot.commit))  # fmt: skip
     missing = [e for e in entries if e.missing]
+    result["offline"] = offline is not None
+    if offline is not None:
+        if missing or not all(e.linked for e in entries):
+            fail(f"{repo}@{snapshot.commit}: the hub is out of reach ({offline}) and the cache "
+                 "lacks files of this commit")  # fmt: skip
+        module.warn(hf_hub.scrub(
+            f"{repo}@{params['revision']}: the hub is out of reach ({offline}); commit "
+            f"{snapshot.commit}, complete in the cache, is used"
+            + ("" if snapshot.pinned else f" (the last commit fetched for {params['revision']})"),
+            token))  # fmt: skip
     result["bytes_missing"] = hf_hub.bytes_missing(entries)
     result["bytes_fetched"] = 0
     result["files"] = [e.to_dict() for e in entries]

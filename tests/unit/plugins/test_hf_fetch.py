@@ -427,3 +427,28 @@ def test_allow_patterns_match_as_huggingface_hub() -> None:
     for patterns in (["*.json"], ["onnx/"], ["*.safetensors", "README*"], ["a/*"]):
         ours = [f.path for f in hf_hub.select(files, patterns)]
         assert ours == list(filter_repo_objects(paths, allow_patterns=patterns)), patterns
+
+
+def test_an_unreachable_hub_is_fine_when_the_commit_is_complete(
+    run: Runner, hub: HubStandin, tmp_path: Path
+) -> None:
+    """A host cut off from the hub still converges on what it holds (pinned, or the branch as
+    last fetched), with a warning; with a file missing it fails, naming why."""
+    commit = hub.repos["Org/Tiny"].refs["main"]
+    cache = tmp_path / "c"
+    assert run({"repo": "Org/Tiny", "cache_dir": str(cache)})[0] == 0
+    before = tree(cache)
+    dead = "http://127.0.0.1:9"  # discard: nothing listens
+    for revision in (commit, "main"):
+        code, result, _ = run({"repo": "Org/Tiny", "cache_dir": str(cache), "endpoint": dead,
+                               "revision": revision, "retries": 0})  # fmt: skip
+        assert code == 0 and result["offline"] and not result["changed"], result
+        assert result["commit"] == commit and "out of reach" in json.dumps(result["warnings"])
+    assert tree(cache) == before
+    code, result, _ = run({"repo": "Org/Tiny", "cache_dir": str(cache), "endpoint": dead,
+                           "revision": "v2"})  # fmt: skip
+    assert code == 1 and "Org/Tiny@v2" in result["msg"]  # nothing recorded for v2
+    (cache / "models--Org--Tiny" / "snapshots" / commit / "config.json").unlink()
+    code, result, _ = run({"repo": "Org/Tiny", "cache_dir": str(cache), "endpoint": dead,
+                           "revision": commit})  # fmt: skip
+    assert code == 1 and "out of reach" in result["msg"] and "lacks files" in result["msg"]
