@@ -13,7 +13,6 @@ import stat
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from fastapi.testclient import TestClient
 from genai_stack.panel import PanelConfig, create_app
 from genai_stack.panel.auth import AuthConfigError, set_password
 from genai_stack.project import Project
+from tests.fake_http import FakeHTTP, Reply
 
 ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "correct horse battery staple"
@@ -84,24 +84,10 @@ PLAYBOOKS = {
 }  # fmt: skip
 
 
-class _Health(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        code = 200 if self.path == "/health" else 404
-        self.send_response(code)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def health_server() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
+    with FakeHTTP({"/health": Reply(200, content_type=None)}) as server:
+        yield server.port
 
 
 @pytest.fixture

@@ -11,32 +11,15 @@ from typing import Any
 
 import bcrypt
 import pytest
-from ansible.module_utils import basic
 
 from ansible_collections.myia.genai_stack.plugins.module_utils import files
 from ansible_collections.myia.genai_stack.plugins.modules import comfyui_login_password
+from tests.unit.plugins.conftest import ModuleRun, RunModule
 
 PASSWORD = "Pw-0f-ComfyUI-login-long-enough-$#'\"\\"
 OTHER = "An0ther-password-entirely-different"
 
-Runner = Callable[..., tuple[int, dict[str, Any], str]]
-
-
-def run_module(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    args: dict[str, Any],
-    check: bool = False,
-    diff: bool = False,
-) -> tuple[int, dict[str, Any], str]:
-    payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check, "_ansible_diff": diff}}
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps(payload).encode())
-    if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
-    with pytest.raises(SystemExit) as exited:
-        comfyui_login_password.main()
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), json.loads(captured.out), captured.out + captured.err
+Runner = Callable[..., ModuleRun]
 
 
 @pytest.fixture
@@ -47,12 +30,12 @@ def login(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Runner:
-    def runner(args: dict[str, Any], **kwargs: bool) -> tuple[int, dict[str, Any], str]:
-        code, result, raw = run_module(monkeypatch, capsys, {"rounds": 4, **args}, **kwargs)
+def run(run_module: RunModule) -> Runner:
+    def runner(args: dict[str, Any], **kwargs: bool) -> ModuleRun:
+        ran = run_module(comfyui_login_password, {"rounds": 4, **args}, **kwargs)
         for secret in (PASSWORD, OTHER):
-            assert secret not in raw
-        return code, result, raw
+            assert secret not in ran.output
+        return ran
 
     return runner
 

@@ -11,6 +11,7 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.myia.genai_stack.plugins.modules import docker_daemon_json as mod
+from tests.unit.plugins.conftest import RunModule
 
 NVIDIA = {"name": "nvidia", "path": "nvidia-container-runtime"}
 # What the user's hosts already hold, 4-space indented like many hand-written files.
@@ -22,24 +23,6 @@ EXISTING = {
 }
 # What `nvidia-ctk runtime configure --runtime=docker --set-as-default` writes.
 NVIDIA_CTK = '{\n    "default-runtime": "nvidia",\n    "runtimes": {\n        "nvidia": {\n            "args": [],\n            "path": "nvidia-container-runtime"\n        }\n    }\n}'
-
-
-def run_module(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    args: dict[str, Any],
-    check_mode: bool = False,
-    diff: bool = False,
-) -> tuple[int, dict[str, Any]]:
-    payload = {
-        "ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check_mode, "_ansible_diff": diff}
-    }
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps(payload).encode())
-    if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
-    with pytest.raises(SystemExit) as exited:
-        mod.main()
-    return int(exited.value.code or 0), json.loads(capsys.readouterr().out)
 
 
 @pytest.fixture
@@ -178,11 +161,11 @@ def test_indent_detection(text: str, indent: str | int) -> None:
 
 
 def test_module_merges_with_a_backup_then_is_idempotent(
-    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    daemon_json: Path, run_module: RunModule
 ) -> None:
     before = daemon_json.read_text()
     args = {"path": str(daemon_json), "runtimes": [{**NVIDIA, "default": True}], "backup": True}
-    code, result = run_module(monkeypatch, capsys, args)
+    code, result, _ = run_module(mod, args)
     assert code == 0 and result["changed"] is True and result["created"] is False
     written = json.loads(daemon_json.read_text())
     assert written == {
@@ -195,27 +178,25 @@ def test_module_merges_with_a_backup_then_is_idempotent(
     assert [str(p) for p in backups(daemon_json)] == [result["backup_file"]]
     assert Path(result["backup_file"]).read_text() == before
 
-    code, result = run_module(monkeypatch, capsys, args)
+    code, result, _ = run_module(mod, args)
     assert code == 0 and result["changed"] is False and "backup_file" not in result
     assert len(backups(daemon_json)) == 1
 
 
-def test_module_keeps_the_mode_of_the_file(
-    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_module_keeps_the_mode_of_the_file(daemon_json: Path, run_module: RunModule) -> None:
     daemon_json.chmod(0o600)
-    code, _ = run_module(monkeypatch, capsys, {"path": str(daemon_json), "runtimes": [NVIDIA]})
+    code, _, _ = run_module(mod, {"path": str(daemon_json), "runtimes": [NVIDIA]})
     assert code == 0 and daemon_json.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in daemon_json.parent.iterdir()] == ["daemon.json"]  # no temp file left
 
 
 def test_module_leaves_an_equal_file_alone_whatever_its_formatting(
-    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    daemon_json: Path, run_module: RunModule
 ) -> None:
     daemon_json.write_text(NVIDIA_CTK)  # written by nvidia-ctk, keys in another order, no newline
     mtime = daemon_json.stat().st_mtime_ns
     args = {"path": str(daemon_json), "runtimes": [{**NVIDIA, "default": True}], "backup": True}
-    code, result = run_module(monkeypatch, capsys, args, diff=True)
+    code, result, _ = run_module(mod, args, diff=True)
     assert code == 0 and result["changed"] is False
     assert daemon_json.read_text() == NVIDIA_CTK and daemon_json.stat().st_mtime_ns == mtime
     assert result["diff"]["before"] == result["diff"]["after"] == NVIDIA_CTK
@@ -223,7 +204,7 @@ def test_module_leaves_an_equal_file_alone_whatever_its_formatting(
 
 
 def test_module_check_mode_reports_and_writes_nothing(
-    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    daemon_json: Path, run_module: RunModule
 ) -> None:
     before = daemon_json.read_text()
     args = {
@@ -232,7 +213,7 @@ def test_module_check_mode_reports_and_writes_nothing(
         "options": {"log-opts": {"max-size": "50m"}},
         "backup": True,
     }
-    code, result = run_module(monkeypatch, capsys, args, check_mode=True, diff=True)
+    code, result, _ = run_module(mod, args, check=True, diff=True)
     assert code == 0 and result["changed"] is True
     assert daemon_json.read_text() == before and backups(daemon_json) == []
     assert "backup_file" not in result
@@ -245,12 +226,12 @@ def test_module_check_mode_reports_and_writes_nothing(
 
 
 def test_module_refuses_an_unparseable_file_and_never_overwrites_it(
-    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    daemon_json: Path, run_module: RunModule
 ) -> None:
     broken = '{\n  "log-driver": "json-file",\n  "data-root": "/srv/docker"\n  "debug": true\n}\n'
     daemon_json.write_text(broken)
     args = {"path": str(daemon_json), "runtimes": [NVIDIA], "backup": True}
-    code, result = run_module(monkeypatch, capsys, args)
+    code, result, _ = run_module(mod, args)
     assert code == 1 and result["failed"] is True
     assert result["msg"].startswith(
         f"{daemon_json} is not valid JSON (Expecting ',' delimiter at line 4"
@@ -259,12 +240,10 @@ def test_module_refuses_an_unparseable_file_and_never_overwrites_it(
     assert daemon_json.read_text() == broken and backups(daemon_json) == []
 
 
-def test_module_creates_a_missing_file_0644(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_module_creates_a_missing_file_0644(tmp_path: Path, run_module: RunModule) -> None:
     path = tmp_path / "etc" / "docker" / "daemon.json"
     args = {"path": str(path), "runtimes": [NVIDIA], "backup": True}
-    code, result = run_module(monkeypatch, capsys, args, diff=True)
+    code, result, _ = run_module(mod, args, diff=True)
     assert code == 0 and result["changed"] is True and result["created"] is True
     assert "backup_file" not in result
     assert path.read_text() == (
@@ -276,64 +255,52 @@ def test_module_creates_a_missing_file_0644(
 
 
 def test_module_does_not_create_an_empty_file_or_when_told_not_to(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_module: RunModule
 ) -> None:
     path = tmp_path / "daemon.json"
-    code, result = run_module(monkeypatch, capsys, {"path": str(path)})
+    code, result, _ = run_module(mod, {"path": str(path)})
     assert code == 0 and result["changed"] is False and not path.exists()
-    code, result = run_module(
-        monkeypatch, capsys, {"path": str(path), "runtimes": [NVIDIA], "create": False}
-    )
+    code, result, _ = run_module(mod, {"path": str(path), "runtimes": [NVIDIA], "create": False})
     assert code == 0 and result["changed"] is False and not path.exists()
 
 
-def test_module_merges_into_an_empty_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_module_merges_into_an_empty_file(tmp_path: Path, run_module: RunModule) -> None:
     path = tmp_path / "daemon.json"
     path.write_text("")
-    code, result = run_module(monkeypatch, capsys, {"path": str(path), "runtimes": [NVIDIA]})
+    code, result, _ = run_module(mod, {"path": str(path), "runtimes": [NVIDIA]})
     assert code == 0 and result["changed"] is True
     assert json.loads(path.read_text())["runtimes"]["nvidia"]["args"] == []
 
 
-def test_module_validates_its_arguments(
-    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, result = run_module(
-        monkeypatch, capsys, {"path": str(daemon_json), "runtimes": [{"name": "nvidia"}]}
-    )
+def test_module_validates_its_arguments(daemon_json: Path, run_module: RunModule) -> None:
+    code, result, _ = run_module(mod, {"path": str(daemon_json), "runtimes": [{"name": "nvidia"}]})
     assert code == 1 and "path" in result["msg"]
 
 
-def test_module_refuses_a_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, result = run_module(monkeypatch, capsys, {"path": str(tmp_path), "runtimes": [NVIDIA]})
+def test_module_refuses_a_directory(tmp_path: Path, run_module: RunModule) -> None:
+    code, result, _ = run_module(mod, {"path": str(tmp_path), "runtimes": [NVIDIA]})
     assert code == 1 and "not a regular file" in result["msg"]
     assert os.listdir(tmp_path) == []
 
 
 def test_module_names_a_failed_write_and_keeps_the_old_file_whole(
-    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, run_module: RunModule
 ) -> None:
     def broken(self: basic.AnsibleModule, src: str, dest: str, **kwargs: Any) -> None:
         raise Exception("disk full")  # what atomic_move raises
 
     monkeypatch.setattr(basic.AnsibleModule, "atomic_move", broken)
     before = daemon_json.read_text()
-    code, result = run_module(monkeypatch, capsys, {"path": str(daemon_json), "runtimes": [NVIDIA]})
+    code, result, _ = run_module(mod, {"path": str(daemon_json), "runtimes": [NVIDIA]})
     assert code == 1 and result["msg"] == f"cannot write {daemon_json}: disk full"
     assert daemon_json.read_text() == before
     assert [p.name for p in daemon_json.parent.iterdir()] == ["daemon.json"]  # no temp file left
 
 
-def test_module_keeps_the_owner_of_the_file(
-    daemon_json: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_module_keeps_the_owner_of_the_file(daemon_json: Path, run_module: RunModule) -> None:
     if os.geteuid() != 0:
         pytest.skip("giving a file away needs root")
     os.chown(daemon_json, 1234, 5678)
-    code, result = run_module(monkeypatch, capsys, {"path": str(daemon_json), "runtimes": [NVIDIA]})
+    code, result, _ = run_module(mod, {"path": str(daemon_json), "runtimes": [NVIDIA]})
     assert code == 0 and result["changed"] is True
     assert (daemon_json.stat().st_uid, daemon_json.stat().st_gid) == (1234, 5678)

@@ -2,128 +2,56 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
-from ansible.module_utils import basic
 
 from ansible_collections.myia.genai_stack.plugins.modules import endpoint_health
+from tests.fake_http import FakeHTTP, Reply, Request, free_port
+from tests.unit.plugins.conftest import RunModule
 
 TOKEN = "module-T0ken-abcdef"
 QUERY_TOKEN = "$2b$12$abcdefghijklmnopqrstuv"  # a bcrypt-hash-shaped ComfyUI token
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.hits: dict[str, int] = {}
-        self.lock = threading.Lock()
-
-    def hit(self, path: str) -> int:
-        with self.lock:
-            self.hits[path] = self.hits.get(path, 0) + 1
-            return self.hits[path]
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class Handler(BaseHTTPRequestHandler):
+def answer(request: Request) -> Reply:
     """/ok  /sleep/<ms>  /fail-first/<n>  /never  /v1/models (bearer)  /system_stats (?token=)"""
-
-    server: Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: Any) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def do_GET(self) -> None:
-        parsed = urllib.parse.urlsplit(self.path)
-        path = parsed.path
-        count = self.server.hit(path)
-        if path == "/ok":
-            self._send(200, {"status": "ok"})
-        elif path.startswith("/sleep/"):
-            time.sleep(int(path.rsplit("/", 1)[1]) / 1000.0)
-            self._send(200, {"slept": True})
-        elif path.startswith("/fail-first/"):
-            ready = count > int(path.rsplit("/", 1)[1])
-            self._send(200 if ready else 503, {"ready": ready})
-        elif path == "/never":
-            self._send(503, {"error": "engine dead"})
-        elif path == "/v1/models":
-            if self.headers.get("Authorization") == f"Bearer {TOKEN}":
-                self._send(200, {"object": "list", "data": [{"id": "qwen3-8b"}]})
-            else:
-                self._send(401, {"error": "Unauthorized", "got": self.headers.get("Authorization")})
-        elif path == "/system_stats":
-            if dict(urllib.parse.parse_qsl(parsed.query)).get("token") == QUERY_TOKEN:
-                self._send(200, {"devices": [{"type": "cuda", "index": 0}]})
-            else:
-                self._send(401, {"error": "Authentication required."})
-        else:
-            self._send(404, {"detail": "Not Found"})
+    path = request.path
+    if path == "/ok":
+        return Reply(200, {"status": "ok"})
+    if path.startswith("/sleep/"):
+        return Reply(200, {"slept": True}, delay=int(path.rsplit("/", 1)[1]) / 1000.0)
+    if path.startswith("/fail-first/"):
+        ready = request.count > int(path.rsplit("/", 1)[1])
+        return Reply(200 if ready else 503, {"ready": ready})
+    if path == "/never":
+        return Reply(503, {"error": "engine dead"})
+    if path == "/v1/models":
+        if request.headers.get("Authorization") == f"Bearer {TOKEN}":
+            return Reply(200, {"object": "list", "data": [{"id": "qwen3-8b"}]})
+        return Reply(401, {"error": "Unauthorized", "got": request.headers.get("Authorization")})
+    if path == "/system_stats":
+        if request.query.get("token") == QUERY_TOKEN:
+            return Reply(200, {"devices": [{"type": "cuda", "index": 0}]})
+        return Reply(401, {"error": "Authentication required."})
+    return Reply(404, {"detail": "Not Found"})
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
+def server() -> Iterator[FakeHTTP]:
+    with FakeHTTP(answer) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
-def run_module(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: dict[str, Any]
-) -> tuple[int, dict[str, Any], str]:
-    """Run the module's main() with ``args``; return (exit code, result, raw stdout)."""
-    payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", payload)
-    if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
-    with pytest.raises(SystemExit) as exited:
-        endpoint_health.main()
-    out = capsys.readouterr().out
-    return int(exited.value.code or 0), json.loads(out), out
-
-
-def test_all_healthy(
-    server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_all_healthy(server: FakeHTTP, run_module: RunModule) -> None:
     code, result, _ = run_module(
-        monkeypatch,
-        capsys,
+        endpoint_health,
         {
             "endpoints": [
                 {
@@ -162,14 +90,12 @@ def test_all_healthy(
 
 
 def test_fail_message_lists_every_failed_endpoint(
-    server: Server,
+    server: FakeHTTP,
     closed_port: int,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    run_module: RunModule,
 ) -> None:
     code, result, raw = run_module(
-        monkeypatch,
-        capsys,
+        endpoint_health,
         {
             "endpoints": [
                 {"name": "fine", "url": server.base + "/ok"},
@@ -209,11 +135,10 @@ def test_fail_message_lists_every_failed_endpoint(
 
 
 def test_fail_on_error_false_reports_without_failing(
-    server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    server: FakeHTTP, run_module: RunModule
 ) -> None:
     code, result, _ = run_module(
-        monkeypatch,
-        capsys,
+        endpoint_health,
         {
             "endpoints": [
                 {"name": "ok", "url": server.base + "/ok"},
@@ -228,13 +153,11 @@ def test_fail_on_error_false_reports_without_failing(
     assert result["endpoints"][1]["status"] == 503
 
 
-def test_check_mode_runs_the_checks(
-    server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_check_mode_runs_the_checks(server: FakeHTTP, run_module: RunModule) -> None:
     code, result, _ = run_module(
-        monkeypatch,
-        capsys,
-        {"endpoints": [{"name": "ok", "url": server.base + "/ok"}], "_ansible_check_mode": True},
+        endpoint_health,
+        {"endpoints": [{"name": "ok", "url": server.base + "/ok"}]},
+        check=True,
     )
     assert code == 0
     assert result["changed"] is False
@@ -243,12 +166,9 @@ def test_check_mode_runs_the_checks(
     assert server.hits["/ok"] == 1
 
 
-def test_defaults_and_overrides_and_deadline(
-    server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_defaults_and_overrides_and_deadline(server: FakeHTTP, run_module: RunModule) -> None:
     code, result, _ = run_module(
-        monkeypatch,
-        capsys,
+        endpoint_health,
         {
             "endpoints": [
                 {"name": "loading", "url": server.base + "/fail-first/3"},
@@ -269,23 +189,18 @@ def test_defaults_and_overrides_and_deadline(
     assert result["summary"]["elapsed_s"] < 2
 
 
-def test_concurrent_through_the_module(
-    server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_concurrent_through_the_module(server: FakeHTTP, run_module: RunModule) -> None:
     endpoints = [{"name": f"svc{i}", "url": f"{server.base}/sleep/200"} for i in range(20)]
     started = time.monotonic()
-    code, result, _ = run_module(monkeypatch, capsys, {"endpoints": endpoints, "max_workers": 20})
+    code, result, _ = run_module(endpoint_health, {"endpoints": endpoints, "max_workers": 20})
     assert code == 0
     assert time.monotonic() - started < 2.0
     assert result["summary"]["ok"] == 20
 
 
-def test_secrets_never_in_output(
-    server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_secrets_never_in_output(server: FakeHTTP, run_module: RunModule) -> None:
     code, _, raw = run_module(
-        monkeypatch,
-        capsys,
+        endpoint_health,
         {
             "endpoints": [
                 {
@@ -312,19 +227,15 @@ def test_secrets_never_in_output(
     assert "token=***" in raw
 
 
-def test_auth_spec_is_validated(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_auth_spec_is_validated(run_module: RunModule) -> None:
     code, result, _ = run_module(
-        monkeypatch,
-        capsys,
+        endpoint_health,
         {"endpoints": [{"url": "http://127.0.0.1:9/", "auth": {"type": "bearer"}}]},
     )
     assert code == 1
     assert "token" in result["msg"]
     code, result, _ = run_module(
-        monkeypatch,
-        capsys,
+        endpoint_health,
         {"endpoints": [{"url": "http://127.0.0.1:9/", "auth": {"type": "digest", "token": "x"}}]},
     )
     assert code == 1

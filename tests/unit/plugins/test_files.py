@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -13,15 +12,13 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.myia.genai_stack.plugins.module_utils import files
+from tests.unit.plugins.conftest import SetArgs
 
 
 @pytest.fixture
-def module(monkeypatch: pytest.MonkeyPatch) -> basic.AnsibleModule:
+def module(module_args: SetArgs) -> basic.AnsibleModule:
     """A real AnsibleModule without arguments, in check mode off."""
-    payload = {"ANSIBLE_MODULE_ARGS": {"_ansible_check_mode": False}}
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps(payload).encode())
-    if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
+    module_args({})
     return basic.AnsibleModule(argument_spec={}, supports_check_mode=True)
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.module_utils import basic
 
 from ansible_collections.myia.genai_stack.plugins.module_utils import nvidia_smi
 from ansible_collections.myia.genai_stack.plugins.modules import gpu_facts
+from tests.unit.plugins.conftest import RunModule
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE = ROOT / "tests" / "standins" / "nvidia-smi" / "nvidia-smi"
@@ -235,21 +235,6 @@ def test_summary() -> None:
 # --- the module --------------------------------------------------------------------------------
 
 
-def run_module(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    args: dict[str, Any],
-    check_mode: bool = False,
-) -> tuple[int, dict[str, Any]]:
-    payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check_mode}}
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps(payload).encode())
-    if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
-    with pytest.raises(SystemExit) as exited:
-        gpu_facts.main()
-    return int(exited.value.code or 0), json.loads(capsys.readouterr().out)
-
-
 @pytest.fixture
 def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A host without nvidia-smi on PATH nor in the WSL directory, not WSL; config in tmp."""
@@ -287,12 +272,10 @@ RIG = [
 ]
 
 
-def test_module_lists_gpus_as_result_and_fact(
-    host: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_module_lists_gpus_as_result_and_fact(host: Path, run_module: RunModule) -> None:
     fake = install_fake(host / "bin")
     write_config(host, RIG)
-    code, result = run_module(monkeypatch, capsys, {})
+    code, result, _ = run_module(gpu_facts, {})
     assert code == 0, result
     assert result["changed"] is False
     assert result["status"] == "ok" and result["reason"] == ""
@@ -306,18 +289,16 @@ def test_module_lists_gpus_as_result_and_fact(
 
 
 def test_module_runs_in_check_mode(
-    host: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    host: Path, monkeypatch: pytest.MonkeyPatch, run_module: RunModule
 ) -> None:
     install_fake(host / "bin")
     monkeypatch.setenv("FAKE_NVIDIA_SMI_GPUS", "8")
-    code, result = run_module(monkeypatch, capsys, {"require": True}, check_mode=True)
+    code, result, _ = run_module(gpu_facts, {"require": True}, check=True)
     assert code == 0 and result["gpu_count"] == 8 and result["changed"] is False
 
 
-def test_module_without_nvidia_smi_is_no_gpu(
-    host: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, result = run_module(monkeypatch, capsys, {})
+def test_module_without_nvidia_smi_is_no_gpu(host: Path, run_module: RunModule) -> None:
+    code, result, _ = run_module(gpu_facts, {})
     assert code == 0
     assert result["gpus"] == [] and result["gpu_count"] == 0
     assert result["status"] == "absent" and result["nvidia_smi"] is None
@@ -325,66 +306,62 @@ def test_module_without_nvidia_smi_is_no_gpu(
     assert result["ansible_facts"] == {"genai_gpus_discovered": []}
 
 
-def test_module_without_nvidia_smi_fails_when_required(
-    host: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, result = run_module(monkeypatch, capsys, {"require": True})
+def test_module_without_nvidia_smi_fails_when_required(host: Path, run_module: RunModule) -> None:
+    code, result, _ = run_module(gpu_facts, {"require": True})
     assert code == 1 and result["failed"] is True
     assert result["msg"].startswith("no NVIDIA GPU found and require is true: nvidia-smi not found")
     assert result["status"] == "absent"
 
 
-def test_module_driver_error_is_no_gpu_unless_required(
-    host: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_module_driver_error_is_no_gpu_unless_required(host: Path, run_module: RunModule) -> None:
     install_fake(host / "bin")
     write_config(host, RIG, mode="driver_error")
-    code, result = run_module(monkeypatch, capsys, {})
+    code, result, _ = run_module(gpu_facts, {})
     assert code == 0 and result["gpus"] == [] and result["status"] == "driver_error"
     assert "couldn't communicate with the NVIDIA driver" in result["reason"]
     assert "exit 9" in result["reason"]
 
-    code, result = run_module(monkeypatch, capsys, {"require": True})
+    code, result, _ = run_module(gpu_facts, {"require": True})
     assert code == 1 and "couldn't communicate with the NVIDIA driver" in result["msg"]
 
 
 def test_module_unreadable_output_fails_even_when_not_required(
-    host: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    host: Path, run_module: RunModule
 ) -> None:
     odd = host / "bin" / "nvidia-smi"
     odd.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA GeForce RTX 3090'\n")
     odd.chmod(0o755)
-    code, result = run_module(monkeypatch, capsys, {})
+    code, result, _ = run_module(gpu_facts, {})
     assert code == 1 and "cannot read the output" in result["msg"]
     assert "expected 5 fields" in result["msg"]
 
 
 def test_module_finds_the_wsl_nvidia_smi(
-    host: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    host: Path, monkeypatch: pytest.MonkeyPatch, run_module: RunModule
 ) -> None:
     (host / "proc_version").write_text(WSL_VERSION)
-    code, result = run_module(monkeypatch, capsys, {})
+    code, result, _ = run_module(gpu_facts, {})
     assert code == 0 and result["wsl"] is True and result["gpus"] == []
     assert "on WSL2 the NVIDIA driver is installed on Windows" in result["reason"]
 
     fake = install_fake(host / "wsl-lib")
     monkeypatch.setenv("FAKE_NVIDIA_SMI_GPUS", "1")
-    code, result = run_module(monkeypatch, capsys, {})
+    code, result, _ = run_module(gpu_facts, {})
     assert code == 0 and result["wsl"] is True
     assert result["nvidia_smi"] == str(fake) and result["gpu_count"] == 1
 
 
 def test_module_explicit_executable(
-    host: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    host: Path, monkeypatch: pytest.MonkeyPatch, run_module: RunModule
 ) -> None:
     missing = host / "nowhere" / "nvidia-smi"
-    code, result = run_module(monkeypatch, capsys, {"executable": str(missing)})
+    code, result, _ = run_module(gpu_facts, {"executable": str(missing)})
     assert code == 0 and result["status"] == "absent"
     assert result["reason"] == f"nvidia-smi not found at {missing}"
 
     fake = install_fake(host / "elsewhere")
     monkeypatch.setenv("FAKE_NVIDIA_SMI_GPUS", "2")
-    code, result = run_module(monkeypatch, capsys, {"executable": str(fake)})
+    code, result, _ = run_module(gpu_facts, {"executable": str(fake)})
     assert code == 0 and result["gpu_count"] == 2
 
 

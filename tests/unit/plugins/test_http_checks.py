@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -18,7 +17,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from ansible_collections.myia.genai_stack.plugins.module_utils.http_checks impor
     run_checks,
     summarize,
 )
+from tests.fake_http import FakeHTTP, Reply, Request, free_port
 
 TOKEN = "s3cr3t-Token-value"
 USER = "forge"
@@ -52,28 +51,7 @@ MODELS = {
 }
 
 
-class ScriptedServer(ThreadingHTTPServer):
-    """A ThreadingHTTPServer that counts hits per path."""
-
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ScriptedHandler)
-        self.hits: dict[str, int] = {}
-        self.lock = threading.Lock()
-
-    def hit(self, path: str) -> int:
-        with self.lock:
-            self.hits[path] = self.hits.get(path, 0) + 1
-            return self.hits[path]
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class ScriptedHandler(BaseHTTPRequestHandler):
+def answer(request: Request) -> Reply:
     """Behaviour per path:
 
     /ok  /sleep/<ms>  /flap (500 on odd hits)  /fail-first/<n> (503 n times, then 200)
@@ -81,108 +59,68 @@ class ScriptedHandler(BaseHTTPRequestHandler):
     /echo (returns the request's auth header and query)  /models (vLLM /v1/models)
     /text  /long (1000 characters)  /redirect (302)  /post (echoes the JSON body)
     """
-
-    server: ScriptedServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        payload = self.rfile.read(length).decode()
-        self.server.hit("/post")
-        self._send(
+    path, query, count = request.path, request.query, request.count
+    auth = request.headers.get("Authorization", "")
+    if request.method == "POST":
+        return Reply(
             200,
             {
                 "method": "POST",
-                "content_type": self.headers.get("Content-Type"),
-                "received": payload,
+                "content_type": request.headers.get("Content-Type"),
+                "received": request.body.decode(),
             },
         )
-
-    def do_GET(self) -> None:
-        parsed = urllib.parse.urlsplit(self.path)
-        path = parsed.path
-        query = dict(urllib.parse.parse_qsl(parsed.query))
-        count = self.server.hit(path)
-        auth = self.headers.get("Authorization", "")
-        if path == "/ok":
-            self._send(200, {"status": "ok"})
-        elif path.startswith("/sleep/"):
-            time.sleep(int(path.rsplit("/", 1)[1]) / 1000.0)
-            self._send(200, {"slept": True})
-        elif path == "/flap":
-            self._send(500 if count % 2 else 200, {"count": count})
-        elif path.startswith("/fail-first/"):
-            failures = int(path.rsplit("/", 1)[1])
-            if count <= failures:
-                self._send(503, {"error": "loading"})
-            else:
-                self._send(200, {"ready": True})
-        elif path == "/never":
-            self._send(503, {"error": "engine dead"})
-        elif path == "/hang":
-            time.sleep(3)
-            self._send(200, {})
-        elif path == "/bearer":
-            scheme, _, value = auth.partition(" ")
-            if scheme.lower() == "bearer" and value == TOKEN:
-                self._send(200, MODELS)
-            else:
-                self._send(401, {"error": "Unauthorized"})
-        elif path == "/basic":
-            expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-            if auth == expected:
-                self._send(200, [{"model_name": "sd_xl_turbo"}])
-            elif not auth:
-                self._send(401, {"detail": "Not authenticated"}, {"WWW-Authenticate": "Basic"})
-            else:
-                self._send(401, {"detail": "Incorrect username or password"})
-        elif path == "/query":
-            if query.get("token") == TOKEN:
-                self._send(200, {"system": {"os": "posix"}, "devices": [{"type": "cuda"}]})
-            else:
-                self._send(401, {"error": "Authentication required."})
-        elif path == "/echo":
-            self._send(401, {"you_sent": auth, "query": query})
-        elif path == "/models":
-            self._send(200, MODELS)
-        elif path == "/text":
-            self._send(200, "vllm_num_requests_running 0\nnot json")
-        elif path == "/long":
-            self._send(200, "x" * 1000)
-        elif path == "/redirect":
-            self._send(302, "", {"Location": "/login"})
-        else:
-            self._send(404, {"detail": "Not Found"})
+    if path == "/ok":
+        return Reply(200, {"status": "ok"})
+    if path.startswith("/sleep/"):
+        return Reply(200, {"slept": True}, delay=int(path.rsplit("/", 1)[1]) / 1000.0)
+    if path == "/flap":
+        return Reply(500 if count % 2 else 200, {"count": count})
+    if path.startswith("/fail-first/"):
+        if count <= int(path.rsplit("/", 1)[1]):
+            return Reply(503, {"error": "loading"})
+        return Reply(200, {"ready": True})
+    if path == "/never":
+        return Reply(503, {"error": "engine dead"})
+    if path == "/hang":
+        return Reply(200, {}, delay=3)
+    if path == "/bearer":
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value == TOKEN:
+            return Reply(200, MODELS)
+        return Reply(401, {"error": "Unauthorized"})
+    if path == "/basic":
+        expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        if auth == expected:
+            return Reply(200, [{"model_name": "sd_xl_turbo"}])
+        if not auth:
+            return Reply(401, {"detail": "Not authenticated"}, {"WWW-Authenticate": "Basic"})
+        return Reply(401, {"detail": "Incorrect username or password"})
+    if path == "/query":
+        if query.get("token") == TOKEN:
+            return Reply(200, {"system": {"os": "posix"}, "devices": [{"type": "cuda"}]})
+        return Reply(401, {"error": "Authentication required."})
+    if path == "/echo":
+        return Reply(401, {"you_sent": auth, "query": query})
+    if path == "/models":
+        return Reply(200, MODELS)
+    if path == "/text":
+        return Reply(200, "vllm_num_requests_running 0\nnot json")
+    if path == "/long":
+        return Reply(200, "x" * 1000)
+    if path == "/redirect":
+        return Reply(302, "", {"Location": "/login"})
+    return Reply(404, {"detail": "Not Found"})
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    srv = ScriptedServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
+def server() -> Iterator[FakeHTTP]:
+    with FakeHTTP(answer) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[ScriptedServer, Path]]:
+def tls_server(tmp_path: Path) -> Iterator[tuple[FakeHTTP, Path]]:
     """The scripted server over HTTPS with a self-signed certificate for 127.0.0.1."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a test certificate")
@@ -198,25 +136,14 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[ScriptedServer, Path]]:
     )  # fmt: skip
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    srv = ScriptedServer()
-    srv.socket = context.wrap_socket(srv.socket, server_side=True)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
+    with FakeHTTP(answer, tls=context) as srv:
         yield srv, cert
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
 def closed_port() -> int:
     """A 127.0.0.1 port nothing listens on (connection refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 def check(name: str, url: str, **kwargs: Any) -> EndpointCheck:
@@ -236,7 +163,7 @@ def assert_no_secret(*texts: Any) -> None:
 # --------------------------------------------------------------------------- basics
 
 
-def test_healthy_endpoint(server: ScriptedServer) -> None:
+def test_healthy_endpoint(server: FakeHTTP) -> None:
     (result,) = run_checks([check("ok", server.base + "/ok")])
     assert result.ok
     assert result.status == 200
@@ -257,7 +184,7 @@ def test_healthy_endpoint(server: ScriptedServer) -> None:
     }
 
 
-def test_checks_run_concurrently(server: ScriptedServer) -> None:
+def test_checks_run_concurrently(server: FakeHTTP) -> None:
     checks = [check(f"svc{i}", f"{server.base}/sleep/200") for i in range(20)]
     started = time.monotonic()
     results = run_checks(checks, max_workers=20)
@@ -268,7 +195,7 @@ def test_checks_run_concurrently(server: ScriptedServer) -> None:
     assert elapsed < 2.0, f"20 x 200 ms took {elapsed:.2f}s: checks are not concurrent"
 
 
-def test_max_workers_bounds_concurrency(server: ScriptedServer) -> None:
+def test_max_workers_bounds_concurrency(server: FakeHTTP) -> None:
     checks = [check(f"svc{i}", f"{server.base}/sleep/200") for i in range(4)]
     started = time.monotonic()
     results = run_checks(checks, max_workers=1)
@@ -280,7 +207,7 @@ def test_empty_list() -> None:
     assert run_checks([]) == []
 
 
-def test_unexpected_status_404(server: ScriptedServer) -> None:
+def test_unexpected_status_404(server: FakeHTTP) -> None:
     (result,) = run_checks([check("missing", server.base + "/nope")])
     assert not result.ok
     assert result.status == 404
@@ -288,7 +215,7 @@ def test_unexpected_status_404(server: ScriptedServer) -> None:
     assert "Not Found" in result.body_snippet
 
 
-def test_slow_endpoint_times_out(server: ScriptedServer) -> None:
+def test_slow_endpoint_times_out(server: FakeHTTP) -> None:
     (result,) = run_checks([check("slow", server.base + "/sleep/300", timeout=0.1)])
     assert not result.ok
     assert result.status is None
@@ -303,7 +230,7 @@ def test_connection_refused(closed_port: int) -> None:
     assert result.attempts == 1
 
 
-def test_redirect_is_not_followed(server: ScriptedServer) -> None:
+def test_redirect_is_not_followed(server: FakeHTTP) -> None:
     bad, good = run_checks(
         [
             check("login", server.base + "/redirect"),
@@ -315,7 +242,7 @@ def test_redirect_is_not_followed(server: ScriptedServer) -> None:
     assert server.hits.get("/login") is None
 
 
-def test_post_json_body(server: ScriptedServer) -> None:
+def test_post_json_body(server: FakeHTTP) -> None:
     (result,) = run_checks(
         [
             check(
@@ -332,9 +259,9 @@ def test_post_json_body(server: ScriptedServer) -> None:
     assert '\\"prompt\\": \\"hi\\"' in result.body_snippet
 
 
-def test_tls_validation(tls_server: tuple[ScriptedServer, Path]) -> None:
+def test_tls_validation(tls_server: tuple[FakeHTTP, Path]) -> None:
     srv, cert = tls_server
-    url = f"https://127.0.0.1:{srv.server_port}/ok"
+    url = f"https://127.0.0.1:{srv.port}/ok"
     untrusted, unchecked, trusted = run_checks(
         [
             check("untrusted", url),
@@ -360,7 +287,7 @@ def test_missing_ca_file_is_reported(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- retries
 
 
-def test_retries_until_200_after_503s(server: ScriptedServer) -> None:
+def test_retries_until_200_after_503s(server: FakeHTTP) -> None:
     (result,) = run_checks([check("loading", server.base + "/fail-first/3", retries=5)])
     assert result.ok, result.error
     assert result.attempts == 4
@@ -368,7 +295,7 @@ def test_retries_until_200_after_503s(server: ScriptedServer) -> None:
     assert result.status == 200
 
 
-def test_retries_exhausted(server: ScriptedServer) -> None:
+def test_retries_exhausted(server: FakeHTTP) -> None:
     (result,) = run_checks([check("loading", server.base + "/fail-first/5", retries=2)])
     assert not result.ok
     assert result.attempts == 3
@@ -376,7 +303,7 @@ def test_retries_exhausted(server: ScriptedServer) -> None:
     assert result.error == "status 503, expected 200 (after 3 attempts)"
 
 
-def test_flapping_endpoint(server: ScriptedServer) -> None:
+def test_flapping_endpoint(server: FakeHTTP) -> None:
     first = run_check(check("flap", server.base + "/flap"))
     assert not first.ok and first.status == 500
     second = run_check(check("flap", server.base + "/flap"))
@@ -385,7 +312,7 @@ def test_flapping_endpoint(server: ScriptedServer) -> None:
     assert third.ok and third.attempts == 2
 
 
-def test_deadline_respected_for_never_ready(server: ScriptedServer) -> None:
+def test_deadline_respected_for_never_ready(server: FakeHTTP) -> None:
     started = time.monotonic()
     (result,) = run_checks(
         [check("dead", server.base + "/never", deadline=1.0, delay=0.1, max_delay=0.3)]
@@ -410,14 +337,14 @@ def test_deadline_respected_when_connection_refused(closed_port: int) -> None:
     assert result.error is not None and result.error.startswith("connection refused (after ")
 
 
-def test_deadline_shortens_attempt_timeout(server: ScriptedServer) -> None:
+def test_deadline_shortens_attempt_timeout(server: FakeHTTP) -> None:
     (result,) = run_checks([check("hang", server.base + "/hang", timeout=30, deadline=0.6)])
     assert not result.ok
     assert result.elapsed_s < 1.3
     assert result.error is not None and "timed out" in result.error
 
 
-def test_deadline_waits_for_readiness(server: ScriptedServer) -> None:
+def test_deadline_waits_for_readiness(server: FakeHTTP) -> None:
     (result,) = run_checks(
         [check("loading", server.base + "/fail-first/4", deadline=10, delay=0.05, max_delay=0.1)]
     )
@@ -474,7 +401,7 @@ def test_last_pause_is_cut_at_the_deadline(closed_port: int) -> None:
         ("/query", {"type": "query", "param": "token", "value": TOKEN}),
     ],
 )
-def test_auth_forms(server: ScriptedServer, path: str, auth: dict[str, str]) -> None:
+def test_auth_forms(server: FakeHTTP, path: str, auth: dict[str, str]) -> None:
     wrong = dict(auth)
     secret_key = {"bearer": "token", "basic": "password", "query": "value"}[auth["type"]]
     wrong[secret_key] = "wrong-" + auth[secret_key]
@@ -496,13 +423,13 @@ def test_auth_forms(server: ScriptedServer, path: str, auth: dict[str, str]) -> 
         assert bad.url == server.base + path + "?token=***"
 
 
-def test_401_expected_is_healthy(server: ScriptedServer) -> None:
+def test_401_expected_is_healthy(server: FakeHTTP) -> None:
     (result,) = run_checks([check("rejects", server.base + "/bearer", status=[401])])
     assert result.ok
     assert result.status == 401
 
 
-def test_a_refusal_check_against_an_open_endpoint_fails(server: ScriptedServer) -> None:
+def test_a_refusal_check_against_an_open_endpoint_fails(server: FakeHTTP) -> None:
     """What proves an old or missing credential is refused: a 2xx must never pass for [401]."""
     (opened,) = run_checks([check("rejects", server.base + "/ok", status=[401])])
     assert not opened.ok and opened.status == 200
@@ -520,7 +447,7 @@ def test_a_refusal_check_against_an_open_endpoint_fails(server: ScriptedServer) 
     assert not accepted.ok and accepted.status == 200
 
 
-def test_bearer_header_override(server: ScriptedServer) -> None:
+def test_bearer_header_override(server: FakeHTTP) -> None:
     (result,) = run_checks(
         [
             check(
@@ -534,7 +461,7 @@ def test_bearer_header_override(server: ScriptedServer) -> None:
     assert result.ok
 
 
-def test_secrets_masked_in_url_error_and_body(server: ScriptedServer) -> None:
+def test_secrets_masked_in_url_error_and_body(server: FakeHTTP) -> None:
     results = run_checks(
         [
             check("q", server.base + "/echo", auth={"type": "query", "value": TOKEN}),
@@ -546,7 +473,7 @@ def test_secrets_masked_in_url_error_and_body(server: ScriptedServer) -> None:
             ),
             check("h", server.base + "/echo", headers={"X-Api-Key": TOKEN}),
             check("inline", server.base + "/echo?token=" + TOKEN + "&page=1"),
-            check("userinfo", f"http://{USER}:{PASSWORD}@127.0.0.1:{server.server_port}/echo"),
+            check("userinfo", f"http://{USER}:{PASSWORD}@127.0.0.1:{server.port}/echo"),
         ]
     )
     for result in results:
@@ -568,7 +495,7 @@ def test_secret_masked_in_timeout_error(closed_port: int) -> None:
     assert_no_secret(result.to_dict())
 
 
-def test_body_snippet_truncated(server: ScriptedServer) -> None:
+def test_body_snippet_truncated(server: FakeHTTP) -> None:
     checks = [check(f"s{i}", server.base + "/models", body_contains="absent") for i in range(1)]
     (result,) = run_checks(checks)
     assert not result.ok
@@ -578,7 +505,7 @@ def test_body_snippet_truncated(server: ScriptedServer) -> None:
 # --------------------------------------------------------------------------- body checks
 
 
-def test_json_path_value(server: ScriptedServer) -> None:
+def test_json_path_value(server: FakeHTTP) -> None:
     ok, wrong, missing, index_error, exists, number = run_checks(
         [
             check("ok", server.base + "/models", json_path="data.0.id", json_value="qwen3-8b"),
@@ -603,7 +530,7 @@ def test_json_path_value(server: ScriptedServer) -> None:
     assert number.ok
 
 
-def test_wrong_json_value_is_retried(server: ScriptedServer) -> None:
+def test_wrong_json_value_is_retried(server: FakeHTTP) -> None:
     (result,) = run_checks(
         [
             check(
@@ -620,7 +547,7 @@ def test_wrong_json_value_is_retried(server: ScriptedServer) -> None:
     assert result.error == 'json_path \'object\' is "list", expected "dict" (after 3 attempts)'
 
 
-def test_json_contains(server: ScriptedServer) -> None:
+def test_json_contains(server: FakeHTTP) -> None:
     results = run_checks(
         [
             check(
@@ -656,7 +583,7 @@ def test_json_contains(server: ScriptedServer) -> None:
     assert by_name["key"].ok
 
 
-def test_body_contains_and_non_json(server: ScriptedServer) -> None:
+def test_body_contains_and_non_json(server: FakeHTTP) -> None:
     found, absent, not_json = run_checks(
         [
             check("found", server.base + "/text", body_contains="vllm_num_requests_running"),
@@ -735,7 +662,7 @@ def test_invalid_url_is_a_result_not_an_exception() -> None:
     assert result.error is not None and result.error.startswith("invalid check:")
 
 
-def test_summary_and_failure_message(server: ScriptedServer, closed_port: int) -> None:
+def test_summary_and_failure_message(server: FakeHTTP, closed_port: int) -> None:
     results = run_checks(
         [
             check("ok", server.base + "/ok"),
@@ -1077,7 +1004,7 @@ def test_only_the_user_info_is_masked_in_the_url_shown(closed_port: int) -> None
 
 @pytest.mark.parametrize("use_proxy", [True, False])
 def test_use_proxy_follows_the_environment_or_goes_direct(
-    server: ScriptedServer, closed_port: int, monkeypatch: pytest.MonkeyPatch, use_proxy: bool
+    server: FakeHTTP, closed_port: int, monkeypatch: pytest.MonkeyPatch, use_proxy: bool
 ) -> None:
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
@@ -1106,7 +1033,7 @@ def test_the_number_of_attempts_is_told_from_the_second(closed_port: int) -> Non
     assert result.error == "connection refused (after 2 attempts)"
 
 
-def test_a_long_body_is_cut_to_300_characters(server: ScriptedServer) -> None:
+def test_a_long_body_is_cut_to_300_characters(server: FakeHTTP) -> None:
     result = run_check(check("long", server.base + "/long", body_contains="absent"))
     assert result.body_snippet == "x" * 300
 

@@ -15,6 +15,7 @@ from ansible.module_utils import basic
 from ansible_collections.myia.genai_stack.plugins.module_utils import dotenv
 from ansible_collections.myia.genai_stack.plugins.module_utils import files as files_utils
 from ansible_collections.myia.genai_stack.plugins.modules import token_sync
+from tests.unit.plugins.conftest import ModuleRun, RunModule
 
 # Awkward secrets: every value here must survive a write/read round trip and never be printed.
 AWKWARD = {
@@ -31,32 +32,16 @@ AWKWARD = {
     "UNICODE": "sécret-ünïcode-値",
 }
 
-Runner = Callable[..., tuple[int, dict[str, Any], str]]
-
-
-def run_module(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    args: dict[str, Any],
-    check: bool = False,
-    diff: bool = False,
-) -> tuple[int, dict[str, Any], str]:
-    payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check, "_ansible_diff": diff}}
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps(payload).encode())
-    if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
-    with pytest.raises(SystemExit) as exited:
-        token_sync.main()
-    captured = capsys.readouterr()
-    return int(exited.value.code or 0), json.loads(captured.out), captured.out + captured.err
+Runner = Callable[..., ModuleRun]
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Runner:
+def run(run_module: RunModule) -> Runner:
     """Run the module and check that no value given to it appears in its output."""
 
-    def runner(args: dict[str, Any], **kwargs: bool) -> tuple[int, dict[str, Any], str]:
-        code, result, raw = run_module(monkeypatch, capsys, args, **kwargs)
+    def runner(args: dict[str, Any], **kwargs: bool) -> ModuleRun:
+        ran = run_module(token_sync, args, **kwargs)
+        raw = ran.output
         for entry in args.get("files", []):
             for value in entry.get("values", {}).values():
                 if isinstance(value, str) and len(value) >= 6:
@@ -64,7 +49,7 @@ def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
                         if len(piece) >= 6:
                             assert piece not in raw, f"secret leaked: {piece!r}"
                             assert json.dumps(piece)[1:-1] not in raw
-        return code, result, raw
+        return ran
 
     return runner
 
