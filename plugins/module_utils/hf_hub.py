@@ -448,9 +448,11 @@ class _Digest:
             self._thread.start()
 
     def _run(self) -> None:
-        assert self._queue is not None
+        pieces = self._queue
+        if pieces is None:  # started only with a queue
+            return
         while True:
-            piece = self._queue.get()
+            piece = pieces.get()
             if piece is None:
                 return
             try:

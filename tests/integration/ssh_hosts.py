@@ -30,6 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CACHE = Path(os.environ.get("GENAI_CACHE", ROOT / ".cache"))
+LOCAL_CAS = "/usr/local/share/ca-certificates"
 #: a line of PLAY RECAP: ``host : ok=3 changed=1 ...``
 _RECAP = re.compile(r"^(\S+)\s+:\s+(ok=\d+.*)$")
 
@@ -104,6 +105,9 @@ class SshHost:
             "-v", "/var/run/docker.sock:/var/run/docker.sock",
             "-v", f"{CACHE}/bin/docker:/usr/local/bin/docker:ro",
             "-v", f"{CACHE}/cli-plugins:/usr/local/lib/docker/cli-plugins:ro",
+            # the CAs this machine's admin added (a TLS-intercepting egress proxy): the host
+            # trusts them as a real one would, for the OpenAI gateway's image build
+            "-v", f"{LOCAL_CAS}:{LOCAL_CAS}:ro",
         ] if self.docker else []  # fmt: skip
         mounts = [arg for src, dst in self.mounts for arg in ("-v", f"{src}:{dst}:ro")]
         started = run([

@@ -143,7 +143,8 @@ class Lab(SshHost):
             docker=not compose,
             # the bare host and the prod host of a distro run side by side (tests/conftest.py's
             # work groups): each takes down only its own projects
-            projects=[f"{kind}{distro}-{project}" for project in ("vllm", "comfyui", "forge")],
+            projects=[f"{kind}{distro}-{project}"
+                      for project in ("vllm", "comfyui", "forge", "gateway")],
         )  # fmt: skip
         self.kind = kind
         self.repo = repo
@@ -358,7 +359,7 @@ def test_check_diff_on_the_fresh_host_shows_every_file_and_writes_none(lab: Lab)
     assert lab.in_host("test", "-e", str(lab.root / "vllm")).returncode != 0
     assert not any(lab.root.iterdir()) if lab.root.exists() else True
     added = {line for line in done.stdout.splitlines() if line.startswith("+")}
-    for project in ("vllm", "comfyui", "forge"):
+    for project in ("vllm", "comfyui", "forge", "gateway"):
         assert f'+name: "prod{lab.distro}-{project}"' in added, f"no diff for {project}"
     assert f"{lab.root}/clients/genai.env" in done.stdout
 

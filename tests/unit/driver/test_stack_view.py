@@ -50,7 +50,12 @@ def demo_view() -> stack.HostView:
 def test_demo_inventory_shows_every_service_with_its_gpus(demo_view: stack.HostView) -> None:
     assert demo_view.problems == []
     by_name = {s.name: s for s in demo_view.services}
-    assert set(by_name) == {"qwen3-micro", "qwen3-mini", "qwen3-medium", "comfyui", "turbo"}
+    assert set(by_name) == {
+        "qwen3-micro", "qwen3-mini", "qwen3-medium", "openai-gateway", "comfyui", "turbo"
+    }  # fmt: skip
+    gateway = by_name["openai-gateway"]
+    assert (gateway.gpus, gateway.clients) == ((), ("genai",))
+    assert gateway.served_model_names == ("qwen3-medium", "qwen3-micro", "qwen3-mini")
     assert by_name["comfyui"].gpus == (0,)
     assert by_name["comfyui"].hostname == "qwen-image-edit.myia.io"
     assert by_name["turbo"].gpus == (1,)

@@ -103,6 +103,7 @@ def write_inventory(tmp: Path, comfyui: tuple[Path, int]) -> Path:
         "vllm_qwen3_models": [{"name": "gone", "model": "Qwen/Qwen3-0.6B", "port": free_port(),
                                "gpus": [0], "gpu_memory_utilization": 0.5}],
         "forge_turbo_instances": [],
+        "openai_gateway_enabled": False,  # status of a stopped service and a running one
     }  # fmt: skip
     far = {**local, "ansible_connection": "ssh", "ansible_host": "127.0.0.1",
            "ansible_port": free_port(), "ansible_user": "nobody"}  # fmt: skip
