@@ -281,15 +281,9 @@ KIND = Kind(
         *vllm_kind.KIND.variables,
     ),
     read=read,
-    http={
-        "health_path": "/health",
-        "ready_path": "/health",
-        "auth": "bearer",
-        "websocket_paths": [],
-        "max_body_mb": 16,
-        "timeout_s": 900,
-        "streaming": True,
-    },
+    # the OpenAI surface of the models behind it (bearer key, streams, long answers); it is
+    # ready as soon as it answers /health
+    http={**vllm_kind.KIND.http, "ready_path": "/health"},
     checks=checks,
     refusals=refusals,
     client_env=client_env,
