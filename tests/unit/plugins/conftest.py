@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 import pytest
-from ansible.module_utils import basic
+from ansible.module_utils import _internal, basic
 
 
 class ModuleRun(NamedTuple):
@@ -36,6 +36,10 @@ def module_args(monkeypatch: pytest.MonkeyPatch) -> SetArgs:
         monkeypatch.setattr(basic, "_ANSIBLE_ARGS", payload)
         if hasattr(basic, "_ANSIBLE_PROFILE"):  # ansible-core >= 2.19
             monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
+        # as on a host: once a test in this process imported controller code, warn() would go
+        # to the controller's display instead of the module's result (ansible-core >= 2.19)
+        if hasattr(_internal, "is_controller"):
+            monkeypatch.setattr(_internal, "is_controller", False)
 
     return set_args
 
